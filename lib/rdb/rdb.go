@@ -1,0 +1,92 @@
+// Package rdb owns how stravahook reaches Redis: it turns REDIS_URL-style
+// URLs (redis://, rediss:// as Upstash hands them out) into one shared
+// rueidis client, and starts the embedded in-memory Redis that
+// `stravahook serve` uses when no URL is configured.
+//
+// rueidis is used rather than go-redis because it pipelines concurrent
+// commands from many goroutines over one connection automatically; the
+// README's design section has the measurements behind that choice.
+package rdb
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/rueidis"
+)
+
+// Connect builds a client for rawURL and checks it with a PING, so that a
+// wrong URL or password fails here with a clear error instead of on the
+// first event.
+func Connect(ctx context.Context, rawURL string) (rueidis.Client, error) {
+	opt, err := Options(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	client, err := rueidis.NewClient(opt)
+	if err != nil {
+		return nil, fmt.Errorf("connect to redis at %s: %w", Redact(rawURL), err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := client.Do(pingCtx, client.B().Ping().Build()).Error(); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("ping redis at %s: %w", Redact(rawURL), err)
+	}
+	return client, nil
+}
+
+// Options parses a redis:// or rediss:// URL into client options.
+// Client-side caching is off: it needs CLIENT TRACKING, which neither
+// Upstash nor the embedded server offers, and we never read hot keys.
+func Options(rawURL string) (rueidis.ClientOption, error) {
+	opt, err := rueidis.ParseURL(rawURL)
+	if err != nil {
+		return rueidis.ClientOption{}, fmt.Errorf("parse redis URL %s: %w", Redact(rawURL), err)
+	}
+	opt.DisableCache = true
+	// Neither Upstash nor a single server is a cluster; without this,
+	// rueidis probes CLUSTER SLOTS and may connect to the address the
+	// server reports instead of the one configured (a proxy's, say).
+	opt.ForceSingleClient = true
+	opt.ConnWriteTimeout = 5 * time.Second
+	// Serverless instances are frozen between requests; a short dial
+	// timeout makes an unreachable Redis a quick 503, not a 2 s Strava
+	// timeout.
+	opt.Dialer.Timeout = 1500 * time.Millisecond
+	return opt, nil
+}
+
+// Redact returns the URL without its password, for logs and errors.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}
+
+// Embedded is an in-memory Redis inside this process. Nothing it holds
+// survives the process.
+type Embedded struct {
+	server *miniredis.Miniredis
+}
+
+// StartEmbedded starts an in-memory Redis on addr ("127.0.0.1:0" picks a
+// free port).
+func StartEmbedded(addr string) (*Embedded, error) {
+	m := miniredis.NewMiniRedis()
+	if err := m.StartAddr(addr); err != nil {
+		return nil, fmt.Errorf("start embedded redis on %s: %w", addr, err)
+	}
+	return &Embedded{server: m}, nil
+}
+
+// URL is the redis:// URL other processes (the CLI) can use to reach it.
+func (e *Embedded) URL() string { return "redis://" + e.server.Addr() }
+
+// Close stops the server.
+func (e *Embedded) Close() { e.server.Close() }

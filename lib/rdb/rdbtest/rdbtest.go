@@ -1,0 +1,193 @@
+// Package rdbtest gives tests a Redis: the real server named by REDIS_URL
+// when it is set (CI runs the suite that way), else an embedded miniredis.
+// Each call gets its own key prefix, so tests and packages running at once
+// on one real server never see each other's keys, and the keys are removed
+// when the test ends.
+package rdbtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/rueidis"
+
+	"github.com/stravahook/stravahook/lib/rdb"
+)
+
+// Redis is one test's view of a Redis server.
+type Redis struct {
+	Client rueidis.Client
+	URL    string
+	// Prefix is unique to this test; pass it to the package under test.
+	Prefix string
+	// Mini is the embedded server when REDIS_URL is unset, else nil.
+	Mini *miniredis.Miniredis
+}
+
+// New returns a client and a fresh prefix; cleanup is registered on t.
+func New(t testing.TB) *Redis {
+	t.Helper()
+	r := &Redis{Prefix: "test:" + randomHex(6) + ":"}
+	if url := os.Getenv("REDIS_URL"); url != "" {
+		r.URL = url
+	} else {
+		r.Mini = miniredis.RunT(t)
+		r.URL = "redis://" + r.Mini.Addr()
+	}
+	r.Client = Dial(t, r.URL)
+	t.Cleanup(func() { r.deletePrefixed() })
+	return r
+}
+
+// Dial connects to url; the client is closed when the test ends.
+func Dial(t testing.TB, url string) rueidis.Client {
+	t.Helper()
+	c, err := rdb.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatalf("redis for tests: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// Keys lists this test's keys (without cleaning them).
+func (r *Redis) Keys(t testing.TB) []string {
+	t.Helper()
+	keys, err := r.scan()
+	if err != nil {
+		t.Fatalf("scan keys: %v", err)
+	}
+	return keys
+}
+
+func (r *Redis) scan() ([]string, error) {
+	ctx := context.Background()
+	var keys []string
+	var cursor uint64
+	for {
+		entry, err := r.Client.Do(ctx, r.Client.B().Scan().Cursor(cursor).Match(r.Prefix+"*").Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, entry.Elements...)
+		cursor = entry.Cursor
+		if cursor == 0 {
+			return keys, nil
+		}
+	}
+}
+
+func (r *Redis) deletePrefixed() {
+	if r.Mini != nil {
+		return // the embedded server dies with the test
+	}
+	keys, err := r.scan()
+	if err != nil || len(keys) == 0 {
+		return
+	}
+	c, err := rdb.Connect(context.Background(), r.URL) // r.Client may be closed already
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	c.Do(context.Background(), c.B().Del().Key(keys...).Build())
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Proxy is a TCP relay in front of a Redis server that a test can cut, to
+// see what the code does when Redis goes away mid-test (it works the same
+// in front of the real server and miniredis).
+type Proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  []net.Conn
+}
+
+// NewProxy relays a local port to target ("host:port"); it stops with t.
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proxy listen: %v", err)
+	}
+	p := &Proxy{ln: ln, target: target}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.Cut() })
+	return p
+}
+
+// URL is the redis:// URL that reaches the target through the proxy.
+func (p *Proxy) URL() string { return "redis://" + p.ln.Addr().String() }
+
+// Cut closes every relayed connection and refuses new ones until Restore.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// Restore accepts connections again.
+func (p *Proxy) Restore() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}
+
+func (p *Proxy) serve() {
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.down {
+			p.mu.Unlock()
+			in.Close()
+			continue
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			p.mu.Unlock()
+			in.Close()
+			continue
+		}
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		go relay(in, out)
+		go relay(out, in)
+	}
+}
+
+func relay(dst, src net.Conn) {
+	_, _ = io.Copy(dst, src)
+	dst.Close()
+	src.Close()
+}
+
+// HostPort is the address of a redis:// URL, for NewProxy.
+func HostPort(t testing.TB, url string) string {
+	t.Helper()
+	opt, err := rdb.Options(url)
+	if err != nil {
+		t.Fatalf("parse %s: %v", url, err)
+	}
+	return opt.InitAddress[0]
+}

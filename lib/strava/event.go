@@ -1,0 +1,179 @@
+package strava
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Object and aspect types Strava sends in webhook events.
+const (
+	ObjectActivity = "activity"
+	ObjectAthlete  = "athlete"
+
+	AspectCreate = "create"
+	AspectUpdate = "update"
+	AspectDelete = "delete"
+)
+
+// Event is one webhook notification, normalized: every id is an int64 and
+// every value of Updates is a string ("false", "true", a title…), whatever
+// JSON type Strava used for it.
+type Event struct {
+	ObjectType     string            `json:"object_type"`
+	ObjectID       int64             `json:"object_id"`
+	AspectType     string            `json:"aspect_type"`
+	Updates        map[string]string `json:"updates,omitempty"`
+	OwnerID        int64             `json:"owner_id"`
+	SubscriptionID int64             `json:"subscription_id"`
+	EventTime      int64             `json:"event_time"`
+}
+
+// IsDeauthorization reports whether the event says the athlete revoked our
+// access (an athlete update with authorized=false).
+func (e Event) IsDeauthorization() bool {
+	return e.ObjectType == ObjectAthlete && e.AspectType == AspectUpdate && e.Updates["authorized"] == "false"
+}
+
+// Key identifies a delivery: Strava retries resend the same key, distinct
+// events never share one.
+func (e Event) Key() string {
+	return fmt.Sprintf("%d:%s:%d:%s:%d:%d", e.SubscriptionID, e.ObjectType, e.ObjectID, e.AspectType, e.OwnerID, e.EventTime)
+}
+
+// EventError says why a webhook body is not a valid event. Its message names
+// the offending field and never echoes more than a short excerpt.
+type EventError struct {
+	Field  string
+	Reason string
+}
+
+func (e *EventError) Error() string {
+	if e.Field == "" {
+		return "invalid event: " + e.Reason
+	}
+	return fmt.Sprintf("invalid event: %s %s", e.Field, e.Reason)
+}
+
+// wireEvent keeps each field raw so that DecodeEvent can accept the several
+// encodings Strava has used (numeric strings, booleans as strings).
+type wireEvent struct {
+	ObjectType     *string                    `json:"object_type"`
+	ObjectID       json.RawMessage            `json:"object_id"`
+	AspectType     *string                    `json:"aspect_type"`
+	Updates        map[string]json.RawMessage `json:"updates"`
+	OwnerID        json.RawMessage            `json:"owner_id"`
+	SubscriptionID json.RawMessage            `json:"subscription_id"`
+	EventTime      json.RawMessage            `json:"event_time"`
+}
+
+// DecodeEvent parses and validates one webhook body. Unknown fields are
+// ignored; a missing or invalid field is an *EventError.
+func DecodeEvent(body []byte) (Event, error) {
+	var w wireEvent
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&w); err != nil {
+		return Event{}, &EventError{Reason: "malformed JSON: " + shortJSONError(err)}
+	}
+	if dec.More() {
+		return Event{}, &EventError{Reason: "malformed JSON: trailing data after the object"}
+	}
+	var ev Event
+	var err error
+	if ev.ObjectType, err = oneOf("object_type", w.ObjectType, ObjectActivity, ObjectAthlete); err != nil {
+		return Event{}, err
+	}
+	if ev.AspectType, err = oneOf("aspect_type", w.AspectType, AspectCreate, AspectUpdate, AspectDelete); err != nil {
+		return Event{}, err
+	}
+	if ev.ObjectID, err = positiveID("object_id", w.ObjectID, false); err != nil {
+		return Event{}, err
+	}
+	if ev.OwnerID, err = positiveID("owner_id", w.OwnerID, false); err != nil {
+		return Event{}, err
+	}
+	if ev.SubscriptionID, err = positiveID("subscription_id", w.SubscriptionID, true); err != nil {
+		return Event{}, err
+	}
+	if ev.EventTime, err = positiveID("event_time", w.EventTime, false); err != nil {
+		return Event{}, err
+	}
+	if len(w.Updates) > 0 {
+		ev.Updates = make(map[string]string, len(w.Updates))
+		for k, raw := range w.Updates {
+			ev.Updates[k] = scalarString(raw)
+		}
+	}
+	return ev, nil
+}
+
+func oneOf(field string, got *string, allowed ...string) (string, error) {
+	if got == nil {
+		return "", &EventError{Field: field, Reason: "is missing"}
+	}
+	for _, a := range allowed {
+		if *got == a {
+			return a, nil
+		}
+	}
+	return "", &EventError{Field: field, Reason: fmt.Sprintf("must be one of %v", allowed)}
+}
+
+// positiveID parses a JSON integer > 0 that may exceed 32 bits. With
+// allowString, a JSON string of digits is accepted too (Strava's legacy
+// subscription_id form).
+func positiveID(field string, raw json.RawMessage, allowString bool) (int64, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return 0, &EventError{Field: field, Reason: "is missing"}
+	}
+	text := raw
+	if raw[0] == '"' {
+		if !allowString {
+			return 0, &EventError{Field: field, Reason: "must be a number"}
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return 0, &EventError{Field: field, Reason: "must be a number"}
+		}
+		text = []byte(s)
+	}
+	n, err := strconv.ParseInt(string(text), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, &EventError{Field: field, Reason: "must be a positive integer"}
+	}
+	return n, nil
+}
+
+// scalarString renders an updates value as text: strings unquoted, booleans
+// and numbers as written, anything else as its compact JSON.
+func scalarString(raw json.RawMessage) string {
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err == nil {
+		return buf.String()
+	}
+	return string(raw)
+}
+
+func shortJSONError(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("syntax error at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("%s has the wrong type", typ.Field)
+	default:
+		msg := err.Error()
+		if len(msg) > 80 {
+			msg = msg[:80]
+		}
+		return msg
+	}
+}
