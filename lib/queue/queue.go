@@ -1,0 +1,478 @@
+// Package queue owns stravahook's Redis-backed work queue, built for a
+// consumer that is a short-lived serverless function rather than a
+// long-lived worker:
+//
+//   - Enqueue is idempotent per delivery id (Strava retries a webhook up to
+//     three times) and costs one round trip.
+//   - Claim leases events: they stay in Redis, hidden until the lease ends,
+//     so a drain that crashes or times out loses nothing — its events
+//     reappear by themselves.
+//   - Ack removes done work; Fail schedules a retry with the given backoff
+//     or, after the last attempt, moves the event to the dead list with its
+//     error; Release hands events back without counting an attempt (used
+//     when Strava's rate limit stops a drain); Redrive revives the dead.
+//
+// Every event lives in one sorted set scored by the time it becomes visible:
+// "ready" is a score in the past, "leased" and "delayed" are scores in the
+// future. A single time-scored set needs no separate scheduler for retries,
+// leases and rate-limit pauses: each is just a later score. Each operation
+// is one Lua script (one round trip, atomic), named and described below in
+// the style of hibiken/asynq.
+//
+// Key layout, every key under the prefix given to New:
+//
+//	pending       ZSET  id → visible-at (unix ms)
+//	payloads      HASH  id → payload bytes
+//	attempts      HASH  id → failed attempts so far (absent = 0)
+//	claims        HASH  id → token of the claim holding the lease
+//	errors        HASH  id → last error message
+//	dead          ZSET  id → time it was buried (unix ms)
+//	seen:{id}     STRING with a TTL: this delivery id was accepted already
+//
+// All keys a script touches are passed in KEYS (Upstash and Redis Cluster
+// rules), so the per-event "seen" key is the only one named by id.
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// DefaultDedupeWindow is how long a delivery id is remembered. Strava
+// retries within minutes; a day leaves room for slow redeliveries.
+const DefaultDedupeWindow = 24 * time.Hour
+
+// Queue is a handle on one queue in Redis. It is safe for concurrent use.
+type Queue struct {
+	client       rueidis.Client
+	keys         keys
+	dedupeWindow time.Duration
+	now          func() time.Time
+}
+
+type keys struct {
+	prefix, pending, payloads, attempts, claims, errors, dead string
+}
+
+func (k keys) seen(id string) string { return k.prefix + "seen:" + id }
+
+// Option configures a Queue.
+type Option func(*Queue)
+
+// WithClock replaces time.Now (tests move time without sleeping).
+func WithClock(now func() time.Time) Option { return func(q *Queue) { q.now = now } }
+
+// WithDedupeWindow sets how long a delivery id is remembered.
+func WithDedupeWindow(d time.Duration) Option { return func(q *Queue) { q.dedupeWindow = d } }
+
+// New returns the queue whose keys all start with prefix.
+func New(client rueidis.Client, prefix string, opts ...Option) *Queue {
+	q := &Queue{
+		client: client,
+		keys: keys{
+			prefix:   prefix,
+			pending:  prefix + "pending",
+			payloads: prefix + "payloads",
+			attempts: prefix + "attempts",
+			claims:   prefix + "claims",
+			errors:   prefix + "errors",
+			dead:     prefix + "dead",
+		},
+		dedupeWindow: DefaultDedupeWindow,
+		now:          time.Now,
+	}
+	for _, o := range opts {
+		o(q)
+	}
+	return q
+}
+
+// Message is one claimed event.
+type Message struct {
+	ID      string
+	Payload []byte
+	// Attempts is how many times processing it failed before this claim.
+	Attempts int
+	// Token proves the lease; Ack, Fail and Release need it.
+	Token string
+}
+
+// ErrLeaseLost is returned by Fail when the event's lease ended and another
+// claim took it (or it was already acked): the caller's result is stale.
+var ErrLeaseLost = errors.New("queue: lease lost")
+
+// enqueueScript stores a delivery once.
+//
+//	KEYS[1] seen:{id}   KEYS[2] payloads   KEYS[3] pending
+//	ARGV[1] id   ARGV[2] payload   ARGV[3] now (unix ms)   ARGV[4] dedupe window (s)
+//
+// Returns 1 when queued, 0 when the id was seen already. The SET NX and the
+// writes must be one step: a crash between them would either lose the event
+// (seen but not queued) or queue it twice.
+var enqueueScript = rueidis.NewLuaScript(`
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+return 1
+`)
+
+// Enqueue queues payload under id unless id was queued within the dedupe
+// window. added is false for a repeated delivery. When err is nil the event
+// is stored in Redis.
+func (q *Queue) Enqueue(ctx context.Context, id string, payload []byte) (added bool, err error) {
+	n, err := enqueueScript.Exec(ctx, q.client,
+		[]string{q.keys.seen(id), q.keys.payloads, q.keys.pending},
+		[]string{id, rueidis.BinaryString(payload), ms(q.now()), strconv.Itoa(int(q.dedupeWindow / time.Second))},
+	).AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("enqueue %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// claimScript leases up to max ready events, oldest first.
+//
+//	KEYS[1] pending   KEYS[2] payloads   KEYS[3] claims   KEYS[4] attempts
+//	ARGV[1] now (ms)   ARGV[2] lease end (ms)   ARGV[3] max   ARGV[4] claim token
+//
+// Returns a flat list: id, payload, attempts, id, payload, attempts, …
+// Moving the score to the lease end is what hides the event from other
+// drains; doing it in the same script as the read makes two concurrent
+// claims disjoint. An id without a payload is an orphan and is dropped.
+var claimScript = rueidis.NewLuaScript(`
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(ids) do
+  local payload = redis.call('HGET', KEYS[2], id)
+  if payload then
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    redis.call('HSET', KEYS[3], id, ARGV[4])
+    out[#out + 1] = id
+    out[#out + 1] = payload
+    out[#out + 1] = redis.call('HGET', KEYS[4], id) or '0'
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
+`)
+
+// Claim leases up to max ready events for lease. Until the lease ends or
+// the events are acked, failed or released, no other claim returns them.
+func (q *Queue) Claim(ctx context.Context, max int, lease time.Duration) ([]Message, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	token := newToken()
+	now := q.now()
+	flat, err := claimScript.Exec(ctx, q.client,
+		[]string{q.keys.pending, q.keys.payloads, q.keys.claims, q.keys.attempts},
+		[]string{ms(now), ms(now.Add(lease)), strconv.Itoa(max), token},
+	).ToArray()
+	if err != nil {
+		return nil, fmt.Errorf("claim events: %w", err)
+	}
+	msgs := make([]Message, 0, len(flat)/3)
+	for i := 0; i+2 < len(flat); i += 3 {
+		id, err1 := flat[i].ToString()
+		payload, err2 := flat[i+1].ToString()
+		attempts, err3 := flat[i+2].ToString()
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return nil, fmt.Errorf("claim events: unexpected reply: %w", err)
+		}
+		n, _ := strconv.Atoi(attempts)
+		msgs = append(msgs, Message{ID: id, Payload: []byte(payload), Attempts: n, Token: token})
+	}
+	return msgs, nil
+}
+
+// ackScript removes finished events whose lease the caller still holds.
+//
+//	KEYS[1] pending   KEYS[2] payloads   KEYS[3] claims   KEYS[4] attempts   KEYS[5] errors
+//	ARGV[1] claim token   ARGV[2..] ids
+//
+// Returns how many were removed. An event whose lease passed to another
+// claim is left to that claim: the work is idempotent, and removing it
+// under the other drain's feet would make its ack lie.
+var ackScript = rueidis.NewLuaScript(`
+local removed = 0
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  if redis.call('HGET', KEYS[3], id) == ARGV[1] then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('HDEL', KEYS[4], id)
+    redis.call('HDEL', KEYS[5], id)
+    removed = removed + 1
+  end
+end
+return removed
+`)
+
+// Ack removes done events of one claim (all share its token). It returns
+// how many were still held by that claim.
+func (q *Queue) Ack(ctx context.Context, token string, ids ...string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	n, err := ackScript.Exec(ctx, q.client,
+		[]string{q.keys.pending, q.keys.payloads, q.keys.claims, q.keys.attempts, q.keys.errors},
+		append([]string{token}, ids...),
+	).AsInt64()
+	if err != nil {
+		return 0, fmt.Errorf("ack %d events: %w", len(ids), err)
+	}
+	return int(n), nil
+}
+
+// failScript records a failed attempt: retry later, or bury after the last.
+//
+//	KEYS[1] pending   KEYS[2] claims   KEYS[3] attempts   KEYS[4] errors   KEYS[5] dead
+//	ARGV[1] claim token   ARGV[2] id   ARGV[3] now (ms)   ARGV[4] retry at (ms)
+//	ARGV[5] max attempts (0 = bury now)   ARGV[6] error message
+//
+// Returns {attempts, buried (0|1)}, or {-1, 0} when the lease was lost.
+var failScript = rueidis.NewLuaScript(`
+if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[1] then
+  return {-1, 0}
+end
+local attempts = redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[6])
+redis.call('HDEL', KEYS[2], ARGV[2])
+if attempts >= tonumber(ARGV[5]) then
+  redis.call('ZREM', KEYS[1], ARGV[2])
+  redis.call('ZADD', KEYS[5], ARGV[3], ARGV[2])
+  return {attempts, 1}
+end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
+return {attempts, 0}
+`)
+
+// FailResult says what Fail did.
+type FailResult struct {
+	Attempts int  // failed attempts, this one included
+	Dead     bool // moved to the dead list
+}
+
+// Fail records that processing msg failed with cause. If this was attempt
+// maxAttempts (or maxAttempts <= 0: the failure is permanent) the event
+// goes to the dead list with cause as its last error; otherwise it becomes
+// ready again after retryIn.
+func (q *Queue) Fail(ctx context.Context, msg Message, cause string, retryIn time.Duration, maxAttempts int) (FailResult, error) {
+	if maxAttempts < 0 {
+		maxAttempts = 0
+	}
+	now := q.now()
+	vals, err := failScript.Exec(ctx, q.client,
+		[]string{q.keys.pending, q.keys.claims, q.keys.attempts, q.keys.errors, q.keys.dead},
+		[]string{msg.Token, msg.ID, ms(now), ms(now.Add(retryIn)), strconv.Itoa(maxAttempts), cause},
+	).AsIntSlice()
+	if err != nil {
+		return FailResult{}, fmt.Errorf("fail %s: %w", msg.ID, err)
+	}
+	if len(vals) != 2 {
+		return FailResult{}, fmt.Errorf("fail %s: unexpected reply %v", msg.ID, vals)
+	}
+	if vals[0] < 0 {
+		return FailResult{}, fmt.Errorf("fail %s: %w", msg.ID, ErrLeaseLost)
+	}
+	return FailResult{Attempts: int(vals[0]), Dead: vals[1] == 1}, nil
+}
+
+// releaseScript hands leased events back without counting an attempt.
+//
+//	KEYS[1] pending   KEYS[2] claims
+//	ARGV[1] claim token   ARGV[2] visible at (ms)   ARGV[3..] ids
+//
+// Returns how many were released.
+var releaseScript = rueidis.NewLuaScript(`
+local released = 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  if redis.call('HGET', KEYS[2], id) == ARGV[1] then
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    redis.call('HDEL', KEYS[2], id)
+    released = released + 1
+  end
+end
+return released
+`)
+
+// Release returns events of one claim to the queue, visible again at
+// visibleAt (now or earlier: at once), without counting an attempt.
+func (q *Queue) Release(ctx context.Context, token string, visibleAt time.Time, ids ...string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	if now := q.now(); visibleAt.Before(now) {
+		visibleAt = now
+	}
+	n, err := releaseScript.Exec(ctx, q.client,
+		[]string{q.keys.pending, q.keys.claims},
+		append([]string{token, ms(visibleAt)}, ids...),
+	).AsInt64()
+	if err != nil {
+		return 0, fmt.Errorf("release %d events: %w", len(ids), err)
+	}
+	return int(n), nil
+}
+
+// redriveScript moves up to ARGV[2] dead events back to ready with a clean
+// slate (no attempts, no error).
+//
+//	KEYS[1] dead   KEYS[2] pending   KEYS[3] attempts   KEYS[4] errors   KEYS[5] payloads
+//	ARGV[1] now (ms)   ARGV[2] batch size
+//
+// Returns {examined, moved}. Batches keep each script short: Redis runs
+// nothing else while a script runs.
+var redriveScript = rueidis.NewLuaScript(`
+local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+local moved = 0
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  if redis.call('HEXISTS', KEYS[5], id) == 1 then
+    redis.call('ZADD', KEYS[2], ARGV[1], id)
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('HDEL', KEYS[4], id)
+    moved = moved + 1
+  end
+end
+return {#ids, moved}
+`)
+
+const redriveBatch = 500
+
+// Redrive moves every dead event back to ready and returns how many.
+func (q *Queue) Redrive(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		vals, err := redriveScript.Exec(ctx, q.client,
+			[]string{q.keys.dead, q.keys.pending, q.keys.attempts, q.keys.errors, q.keys.payloads},
+			[]string{ms(q.now()), strconv.Itoa(redriveBatch)},
+		).AsIntSlice()
+		if err == nil && len(vals) != 2 {
+			err = fmt.Errorf("unexpected reply %v", vals)
+		}
+		if err != nil {
+			return total, fmt.Errorf("redrive dead events: %w", err)
+		}
+		total += int(vals[1])
+		if vals[0] < redriveBatch {
+			return total, nil
+		}
+	}
+}
+
+// Stats are the queue's counts at one instant.
+type Stats struct {
+	Ready int64 `json:"ready"`
+	// Delayed are waiting for a lease, a retry backoff or a rate-limit
+	// window to end.
+	Delayed int64 `json:"delayed"`
+	// Leased is how many of Delayed are held by a drain right now (or were,
+	// by a drain that died; those reappear when the lease ends).
+	Leased int64 `json:"leased"`
+	Dead   int64 `json:"dead"`
+	// OldestReady is how long the oldest ready event has been ready.
+	OldestReady time.Duration `json:"-"`
+	// OldestReadySeconds is OldestReady for JSON readers.
+	OldestReadySeconds float64 `json:"oldest_ready_seconds"`
+}
+
+// Stats counts the queue in one round trip (a pipeline of reads).
+func (q *Queue) Stats(ctx context.Context) (Stats, error) {
+	now := q.now()
+	b := q.client.B()
+	res := q.client.DoMulti(ctx,
+		b.Zcount().Key(q.keys.pending).Min("-inf").Max(ms(now)).Build(),
+		b.Zcount().Key(q.keys.pending).Min("("+ms(now)).Max("+inf").Build(),
+		b.Hlen().Key(q.keys.claims).Build(),
+		b.Zcard().Key(q.keys.dead).Build(),
+		b.Zrange().Key(q.keys.pending).Min("0").Max("0").Withscores().Build(),
+	)
+	var s Stats
+	var errs []error
+	for i, dst := range []*int64{&s.Ready, &s.Delayed, &s.Leased, &s.Dead} {
+		n, err := res[i].AsInt64()
+		errs = append(errs, err)
+		*dst = n
+	}
+	oldest, err := res[4].AsZScores()
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return Stats{}, fmt.Errorf("queue stats: %w", err)
+	}
+	if s.Ready > 0 && len(oldest) == 1 {
+		readySince := time.UnixMilli(int64(oldest[0].Score))
+		if age := now.Sub(readySince); age > 0 {
+			s.OldestReady = age
+			s.OldestReadySeconds = age.Seconds()
+		}
+	}
+	return s, nil
+}
+
+// DeadMessage is a buried event with what killed it.
+type DeadMessage struct {
+	ID       string    `json:"id"`
+	Payload  []byte    `json:"-"`
+	Attempts int       `json:"attempts"`
+	Error    string    `json:"error"`
+	DiedAt   time.Time `json:"died_at"`
+}
+
+// Dead lists up to limit buried events, most recent first.
+func (q *Queue) Dead(ctx context.Context, limit int) ([]DeadMessage, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	b := q.client.B()
+	entries, err := q.client.Do(ctx, b.Zrange().Key(q.keys.dead).Min("0").Max(strconv.Itoa(limit-1)).Rev().Withscores().Build()).AsZScores()
+	if err != nil {
+		return nil, fmt.Errorf("list dead events: %w", err)
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i] = e.Member
+	}
+	res := q.client.DoMulti(ctx,
+		b.Hmget().Key(q.keys.payloads).Field(ids...).Build(),
+		b.Hmget().Key(q.keys.attempts).Field(ids...).Build(),
+		b.Hmget().Key(q.keys.errors).Field(ids...).Build(),
+	)
+	cols := make([][]rueidis.RedisMessage, 3)
+	for i := range cols {
+		if cols[i], err = res[i].ToArray(); err != nil {
+			return nil, fmt.Errorf("list dead events: %w", err)
+		}
+	}
+	out := make([]DeadMessage, len(entries))
+	for i, e := range entries {
+		payload, _ := cols[0][i].ToString()
+		attempts, _ := cols[1][i].AsInt64()
+		cause, _ := cols[2][i].ToString()
+		out[i] = DeadMessage{ID: e.Member, Payload: []byte(payload), Attempts: int(attempts), Error: cause, DiedAt: time.UnixMilli(int64(e.Score))}
+	}
+	return out, nil
+}
+
+func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
+func newToken() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
