@@ -1,0 +1,116 @@
+// Package app owns the wiring: configuration from the environment, the
+// Redis client, and the HTTP handlers of every route, built the same way
+// for Vercel's functions (one App per function instance, see Vercel), for
+// `stravahook serve`, and for tests.
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/stravahook/stravahook/lib/queue"
+	"github.com/stravahook/stravahook/lib/store"
+	"github.com/stravahook/stravahook/lib/strava"
+	"github.com/stravahook/stravahook/lib/webhook"
+)
+
+// App holds one instance's dependencies. Build it with New.
+type App struct {
+	cfg    Config
+	logger *slog.Logger
+	Queue  *queue.Queue
+	Store  *store.Store
+	Strava *strava.Client
+
+	subscription *subscriptionCache
+
+	once     sync.Once
+	handlers struct{ activityUpdate http.Handler }
+}
+
+// New wires an App over an open Redis client.
+func New(cfg Config, redis rueidis.Client, logger *slog.Logger) *App {
+	st := store.New(redis, cfg.RedisPrefix)
+	a := &App{
+		cfg:    cfg,
+		logger: logger,
+		Queue:  queue.New(redis, cfg.RedisPrefix+"queue:"),
+		Store:  st,
+		Strava: strava.NewClient(strava.Options{
+			BaseURL:      cfg.StravaBaseURL,
+			ClientID:     cfg.ClientID,
+			ClientSecret: cfg.ClientSecret,
+		}),
+	}
+	a.subscription = &subscriptionCache{fixed: cfg.SubscriptionID, load: st.SubscriptionID, ttl: 30 * time.Second}
+	return a
+}
+
+// Config returns the configuration the App was built with.
+func (a *App) Config() Config { return a.cfg }
+
+// ActivityUpdate is /api/activity_update: Strava's validation GET and
+// event POST.
+func (a *App) ActivityUpdate() http.Handler {
+	return webhook.NewHandler(
+		webhook.Config{VerifyToken: a.cfg.VerifyToken, QueueUpdates: a.cfg.QueueUpdates},
+		a.Queue, a.subscription.Get, a.logger)
+}
+
+func (a *App) build() {
+	a.once.Do(func() {
+		a.handlers.activityUpdate = a.ActivityUpdate()
+	})
+}
+
+func (a *App) activityUpdateHandler() http.Handler { a.build(); return a.handlers.activityUpdate }
+
+// Routes serves every route at the path Vercel gives it.
+func (a *App) Routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/api/activity_update", a.activityUpdateHandler())
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "stravahook is running.\n\nRoutes:\n  GET|POST /api/activity_update   Strava webhook (validation, events)\n")
+	})
+	return mux
+}
+
+// subscriptionCache answers "which subscription is ours" for every POST
+// without a Redis read each time: STRAVA_SUBSCRIPTION_ID when set, else
+// the id the CLI remembered, re-read at most every ttl.
+type subscriptionCache struct {
+	fixed int64
+	load  func(context.Context) (int64, error)
+	ttl   time.Duration
+
+	mu      sync.Mutex
+	value   int64
+	expires time.Time
+}
+
+func (c *subscriptionCache) Get(ctx context.Context) (int64, error) {
+	if c.fixed != 0 {
+		return c.fixed, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Now().Before(c.expires) {
+		return c.value, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, webhook.EnqueueTimeout)
+	defer cancel()
+	v, err := c.load(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read the remembered subscription id: %w", err)
+	}
+	c.value, c.expires = v, time.Now().Add(c.ttl)
+	return v, nil
+}

@@ -1,0 +1,79 @@
+package app
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultPrefix is where every stravahook key lives in Redis.
+const DefaultPrefix = "stravahook:"
+
+// DefaultBudget is how long one drain may run: well inside the
+// process_events function's maxDuration (vercel.json), which must also
+// cover the lease the drain's events are held with.
+const DefaultBudget = 8 * time.Second
+
+// Config is everything read from the environment (see SPEC.md). No field is
+// ever logged whole: several are secrets.
+type Config struct {
+	VerifyToken    string // STRAVA_VERIFY_TOKEN
+	ClientID       string // STRAVA_CLIENT_ID
+	ClientSecret   string // STRAVA_CLIENT_SECRET
+	SubscriptionID int64  // STRAVA_SUBSCRIPTION_ID, 0 = learn it from Redis
+	RedisURL       string // REDIS_URL, else KV_URL
+	RedisURLVar    string // which of the two RedisURL came from
+	RedisPrefix    string // STRAVAHOOK_REDIS_PREFIX, default DefaultPrefix
+	CronSecret     string // CRON_SECRET
+	StravaBaseURL  string // STRAVA_BASE_URL, default https://www.strava.com
+	QueueUpdates   bool   // STRAVA_QUEUE_UPDATES
+	PublicURL      string // PUBLIC_URL
+	Scope          string // STRAVA_SCOPE, default read,activity:read_all
+}
+
+// LoadConfig reads the environment through getenv. It fails only on values
+// that are set but malformed; missing values are reported where they are
+// needed, so that one route's missing setting does not take down another.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	c := Config{
+		VerifyToken:   getenv("STRAVA_VERIFY_TOKEN"),
+		ClientID:      strings.TrimSpace(getenv("STRAVA_CLIENT_ID")),
+		ClientSecret:  getenv("STRAVA_CLIENT_SECRET"),
+		RedisPrefix:   getenv("STRAVAHOOK_REDIS_PREFIX"),
+		CronSecret:    getenv("CRON_SECRET"),
+		StravaBaseURL: strings.TrimRight(strings.TrimSpace(getenv("STRAVA_BASE_URL")), "/"),
+		PublicURL:     strings.TrimRight(strings.TrimSpace(getenv("PUBLIC_URL")), "/"),
+		Scope:         strings.TrimSpace(getenv("STRAVA_SCOPE")),
+	}
+	for _, name := range []string{"REDIS_URL", "KV_URL"} {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			c.RedisURL, c.RedisURLVar = v, name
+			break
+		}
+	}
+	if c.RedisPrefix == "" {
+		c.RedisPrefix = DefaultPrefix
+	}
+	if c.StravaBaseURL == "" {
+		c.StravaBaseURL = "https://www.strava.com"
+	}
+	if c.Scope == "" {
+		c.Scope = "read,activity:read_all"
+	}
+	if v := strings.TrimSpace(getenv("STRAVA_SUBSCRIPTION_ID")); v != "" {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id <= 0 {
+			return Config{}, fmt.Errorf("STRAVA_SUBSCRIPTION_ID must be a positive integer, got %q", v)
+		}
+		c.SubscriptionID = id
+	}
+	if v := strings.TrimSpace(getenv("STRAVA_QUEUE_UPDATES")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("STRAVA_QUEUE_UPDATES must be true or false, got %q", v)
+		}
+		c.QueueUpdates = b
+	}
+	return c, nil
+}

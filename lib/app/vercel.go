@@ -1,0 +1,85 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/stravahook/stravahook/lib/rdb"
+)
+
+// Instance is what one Vercel function instance serves from: the App is
+// built on the first request and reused while the instance stays warm.
+// A missing or malformed setting is remembered (it cannot change without a
+// redeploy); a Redis that cannot be reached is retried on the next request.
+type Instance struct {
+	getenv func(string) string
+	logger *slog.Logger
+
+	mu    sync.Mutex
+	app   *App
+	fatal error
+}
+
+// vercel is the only package-level state: Vercel's Go runtime calls a
+// plain function per request, so the instance's App has to live somewhere
+// between calls.
+var vercel = NewInstance(os.Getenv, slog.New(slog.NewJSONHandler(os.Stdout, nil)))
+
+// Vercel returns this process's Instance.
+func Vercel() *Instance { return vercel }
+
+// NewInstance is exported for tests of the Vercel entry points.
+func NewInstance(getenv func(string) string, logger *slog.Logger) *Instance {
+	return &Instance{getenv: getenv, logger: logger}
+}
+
+// ErrNoRedis says which variable to set.
+var ErrNoRedis = errors.New("neither REDIS_URL nor KV_URL is set: add Upstash for Redis to the Vercel project (it sets KV_URL) or set REDIS_URL to a rediss:// URL")
+
+func (i *Instance) get(ctx context.Context) (*App, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.app != nil || i.fatal != nil {
+		return i.app, i.fatal
+	}
+	cfg, err := LoadConfig(i.getenv)
+	if err != nil {
+		i.fatal = err
+		return nil, err
+	}
+	if cfg.RedisURL == "" {
+		i.fatal = ErrNoRedis
+		return nil, i.fatal
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	client, err := rdb.Connect(ctx, cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.RedisURLVar, err)
+	}
+	i.app = New(cfg, client, i.logger)
+	return i.app, nil
+}
+
+func (i *Instance) serve(w http.ResponseWriter, r *http.Request, route string, pick func(*App) http.Handler) {
+	a, err := i.get(r.Context())
+	if err != nil {
+		i.logger.LogAttrs(r.Context(), slog.LevelError, "function unavailable",
+			slog.String("route", route), slog.Int("status", http.StatusServiceUnavailable), slog.String("error", err.Error()))
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, "service unavailable: storage is not configured or not reachable; see the function logs")
+		return
+	}
+	pick(a).ServeHTTP(w, r)
+}
+
+// ActivityUpdate serves /api/activity_update.
+func (i *Instance) ActivityUpdate(w http.ResponseWriter, r *http.Request) {
+	i.serve(w, r, "/api/activity_update", (*App).activityUpdateHandler)
+}

@@ -1,0 +1,153 @@
+// Command stravahook runs stravahook outside Vercel and manages it: serve
+// every route locally, drain the queue, manage the Strava subscription and
+// athletes, and look at the queue and the kept activities. Each command
+// reads the same environment variables as the Vercel functions (SPEC.md).
+//
+// Exit status: 0 success, 1 failure, 2 bad usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// usageError is bad usage: exit status 2 with the command's usage line.
+type usageError struct {
+	msg   string
+	usage string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+// errHelpShown means -h was asked for and answered.
+var errHelpShown = errors.New("help shown")
+
+func exitCode(err error, stderr io.Writer) int {
+	var usage *usageError
+	switch {
+	case err == nil, errors.Is(err, errHelpShown):
+		return 0
+	case errors.As(err, &usage):
+		fmt.Fprintf(stderr, "stravahook: %s\nusage: %s\n", usage.msg, usage.usage)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "stravahook: %s\n", oneLine(err.Error()))
+		return 1
+	}
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// env is what every command gets besides its arguments.
+type env struct {
+	getenv func(string) string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// command is one CLI command; path is its words ("queue status").
+type command struct {
+	path    string
+	args    string // usage after the flags, e.g. "ID"
+	summary string
+	flags   func(fs *flag.FlagSet) func(ctx context.Context, e env, args []string) error
+}
+
+func commands() []command {
+	cmds := []command{serveCommand(), queueStatusCommand(), queueRedriveCommand()}
+	cmds = append(cmds, extraCommands()...)
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].path < cmds[j].path })
+	return cmds
+}
+
+// extraCommands is where later commands register; kept separate so the
+// table above stays the core set.
+var extraCommands = func() []command { return nil }
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	e := env{getenv: getenv, stdout: stdout, stderr: stderr}
+	cmds := commands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		w := stdout
+		if len(args) == 0 {
+			w = stderr
+		}
+		printOverview(w, cmds)
+		if len(args) == 0 {
+			return &usageError{msg: "no command given", usage: "stravahook <command> [flags]"}
+		}
+		return errHelpShown
+	}
+	// The longest command path matching the leading words wins.
+	var found *command
+	words := 0
+	for i := range cmds {
+		parts := strings.Fields(cmds[i].path)
+		if len(parts) <= len(args) && strings.Join(args[:len(parts)], " ") == cmds[i].path && len(parts) > words {
+			found, words = &cmds[i], len(parts)
+		}
+	}
+	if found == nil {
+		return &usageError{msg: fmt.Sprintf("unknown command %q", strings.Join(args[:min(2, len(args))], " ")), usage: "stravahook <command> [flags]; stravahook -h lists the commands"}
+	}
+	usage := "stravahook " + found.path + " [flags]"
+	if found.args != "" {
+		usage += " " + found.args
+	}
+	fs := flag.NewFlagSet("stravahook "+found.path, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	action := found.flags(fs)
+	if err := fs.Parse(args[words:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, "%s\n\n%s\n", usage, found.summary)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return errHelpShown
+		}
+		return &usageError{msg: err.Error(), usage: usage}
+	}
+	err := action(ctx, e, fs.Args())
+	var u *usageError
+	if errors.As(err, &u) && u.usage == "" {
+		u.usage = usage
+	}
+	return err
+}
+
+func printOverview(w io.Writer, cmds []command) {
+	fmt.Fprintln(w, "stravahook: Strava webhooks, queued in Redis and processed into kept activities.")
+	fmt.Fprintln(w, "\nusage: stravahook <command> [flags]   (stravahook <command> -h for its flags)")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, c := range cmds {
+		name := c.path
+		if c.args != "" {
+			name += " " + c.args
+		}
+		fmt.Fprintf(w, "  %-28s %s\n", name, c.summary)
+	}
+	fmt.Fprintln(w, "\nConfiguration comes from the environment: REDIS_URL (or KV_URL), STRAVA_CLIENT_ID,")
+	fmt.Fprintln(w, "STRAVA_CLIENT_SECRET, STRAVA_VERIFY_TOKEN, CRON_SECRET, STRAVA_BASE_URL, … (see README.md).")
+}
+
+// noArgs rejects stray positional arguments.
+func noArgs(args []string) error {
+	if len(args) > 0 {
+		return &usageError{msg: fmt.Sprintf("unexpected argument %q", args[0])}
+	}
+	return nil
+}

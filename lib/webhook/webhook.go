@@ -1,0 +1,228 @@
+// Package webhook owns stravahook's intake: the HTTP endpoint Strava calls,
+// both for its subscription validation (GET) and for each event (POST).
+// It answers fast — Strava gives us 2 s — by doing no more than validating
+// the event and putting it in the queue in one Redis round trip; fetching
+// the activity is the processor's job.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/stravahook/stravahook/lib/strava"
+)
+
+// MaxBody is the largest event body accepted. Strava's events are a few
+// hundred bytes; anything near this is not from Strava.
+const MaxBody = 64 << 10
+
+// EnqueueTimeout bounds the Redis write: past Strava's 2 s it would retry
+// anyway, and a 503 tells it to.
+const EnqueueTimeout = 1500 * time.Millisecond
+
+// Enqueuer stores an event durably, once per id.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, id string, payload []byte) (added bool, err error)
+}
+
+// SubscriptionLookup returns the id of our push subscription, or 0 when it
+// is not known (then events of any subscription are accepted).
+type SubscriptionLookup func(ctx context.Context) (int64, error)
+
+// Config is what the intake needs to know from the operator.
+type Config struct {
+	// VerifyToken is STRAVA_VERIFY_TOKEN; empty means not configured.
+	VerifyToken string
+	// QueueUpdates queues activity updates too (STRAVA_QUEUE_UPDATES).
+	QueueUpdates bool
+}
+
+// NewHandler returns the handler for /api/activity_update.
+func NewHandler(cfg Config, queue Enqueuer, subscription SubscriptionLookup, logger *slog.Logger) http.Handler {
+	h := &handler{cfg: cfg, queue: queue, subscription: subscription, logger: logger}
+	return http.HandlerFunc(h.serveHTTP)
+}
+
+type handler struct {
+	cfg          Config
+	queue        Enqueuer
+	subscription SubscriptionLookup
+	logger       *slog.Logger
+}
+
+func (h *handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		h.validate(w, r)
+	case http.MethodPost:
+		h.receive(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed: use GET (validation) or POST (event)"})
+	}
+}
+
+// validate answers Strava's subscription validation: echo hub.challenge
+// when the verify token is ours.
+func (h *handler) validate(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	q := r.URL.Query()
+	mode, token, challenge := q.Get("hub.mode"), q.Get("hub.verify_token"), q.Get("hub.challenge")
+	status, reason := http.StatusOK, "validated"
+	switch {
+	case h.cfg.VerifyToken == "":
+		status, reason = http.StatusInternalServerError, "STRAVA_VERIFY_TOKEN is not set; set it to the verify token given when creating the subscription"
+	case mode == "" || token == "" || challenge == "":
+		status, reason = http.StatusBadRequest, "hub.mode, hub.verify_token and hub.challenge are required"
+	case mode != "subscribe":
+		status, reason = http.StatusBadRequest, "hub.mode must be subscribe"
+	case subtle.ConstantTimeCompare([]byte(token), []byte(h.cfg.VerifyToken)) != 1:
+		status, reason = http.StatusForbidden, "hub.verify_token does not match STRAVA_VERIFY_TOKEN"
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	h.logger.LogAttrs(r.Context(), level, "subscription validation",
+		slog.Int("status", status), slog.String("outcome", reason), durationAttr(start))
+	if status != http.StatusOK {
+		if status >= 500 {
+			reason = "server misconfigured; see the logs"
+		}
+		writeJSON(w, status, map[string]string{"error": reason})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"hub.challenge": challenge})
+}
+
+// Outcomes of a POST, as logged and answered.
+const (
+	outcomeQueued    = "queued"
+	outcomeDuplicate = "duplicate"
+	outcomeIgnored   = "ignored"
+)
+
+func (h *handler) receive(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ev, status, err := h.accept(w, r)
+	outcome := ""
+	if err == nil {
+		outcome, status, err = h.enqueue(r.Context(), ev)
+	}
+	attrs := []slog.Attr{slog.Int("status", status)}
+	if ev.ObjectID != 0 {
+		attrs = append(attrs,
+			slog.String("object_type", ev.ObjectType), slog.Int64("object_id", ev.ObjectID),
+			slog.String("aspect_type", ev.AspectType), slog.Int64("owner_id", ev.OwnerID),
+			slog.Int64("subscription_id", ev.SubscriptionID), slog.Int64("event_time", ev.EventTime))
+	}
+	attrs = append(attrs, durationAttr(start))
+	if err != nil {
+		level := slog.LevelWarn
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		h.logger.LogAttrs(r.Context(), level, "event refused", append(attrs, slog.String("error", err.Error()))...)
+		msg := err.Error()
+		if status >= 500 {
+			msg = "event not stored; retry later"
+		}
+		writeJSON(w, status, map[string]string{"error": msg})
+		return
+	}
+	h.logger.LogAttrs(r.Context(), slog.LevelInfo, "event "+outcome, append(attrs, slog.String("outcome", outcome))...)
+	writeJSON(w, http.StatusOK, map[string]string{"status": outcome})
+}
+
+var errNotOurs = errors.New("subscription_id is not this application's subscription")
+
+// accept reads and validates the body; on error the status says why.
+func (h *handler) accept(w http.ResponseWriter, r *http.Request) (strava.Event, int, error) {
+	if r.ContentLength > MaxBody {
+		return strava.Event{}, http.StatusRequestEntityTooLarge, errors.New("body larger than 64 KiB")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return strava.Event{}, http.StatusRequestEntityTooLarge, errors.New("body larger than 64 KiB")
+		}
+		return strava.Event{}, http.StatusBadRequest, errors.New("could not read body")
+	}
+	ev, err := strava.DecodeEvent(body)
+	if err != nil {
+		return strava.Event{}, http.StatusBadRequest, err
+	}
+	if h.subscription != nil {
+		ours, err := h.subscription(r.Context())
+		if err != nil {
+			return ev, http.StatusServiceUnavailable, err
+		}
+		if ours != 0 && ev.SubscriptionID != ours {
+			return ev, http.StatusForbidden, errNotOurs
+		}
+	}
+	return ev, 0, nil
+}
+
+// enqueue queues what the processor must act on and ignores the rest.
+func (h *handler) enqueue(ctx context.Context, ev strava.Event) (outcome string, status int, err error) {
+	if !h.wanted(ev) {
+		return outcomeIgnored, http.StatusOK, nil
+	}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return "", http.StatusInternalServerError, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, EnqueueTimeout)
+	defer cancel()
+	added, err := h.queue.Enqueue(ctx, ev.Key(), payload)
+	if err != nil {
+		return "", http.StatusServiceUnavailable, err
+	}
+	if !added {
+		return outcomeDuplicate, http.StatusOK, nil
+	}
+	return outcomeQueued, http.StatusOK, nil
+}
+
+// wanted says whether the processor has work to do for ev.
+func (h *handler) wanted(ev strava.Event) bool {
+	switch ev.ObjectType {
+	case strava.ObjectActivity:
+		return ev.AspectType != strava.AspectUpdate || h.cfg.QueueUpdates
+	case strava.ObjectAthlete:
+		return ev.IsDeauthorization()
+	}
+	return false
+}
+
+func durationAttr(start time.Time) slog.Attr {
+	return slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000)
+}
+
+// writeJSON writes v without HTML escaping, so a challenge comes back
+// byte for byte as Strava sent it.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"error":"could not encode the answer"}` + "\n")
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
