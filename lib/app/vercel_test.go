@@ -1,0 +1,59 @@
+package app_test
+
+import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stravahook/stravahook/lib/app"
+	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
+)
+
+func TestVercelWithoutRedisIs503AndLogsWhatToSet(t *testing.T) {
+	var logs bytes.Buffer
+	inst := app.NewInstance(func(k string) string {
+		return map[string]string{"STRAVA_VERIFY_TOKEN": "t"}[k]
+	}, slog.New(slog.NewJSONHandler(&logs, nil)))
+	for range 2 { // the second request must not hang or panic either
+		rec := httptest.NewRecorder()
+		inst.ActivityUpdate(rec, httptest.NewRequest("POST", "/api/activity_update", strings.NewReader(`{}`)))
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("status = %d, want 503", rec.Code)
+		}
+	}
+	if !strings.Contains(logs.String(), "REDIS_URL") || !strings.Contains(logs.String(), "KV_URL") {
+		t.Fatalf("log does not name the variables to set: %s", logs.String())
+	}
+}
+
+func TestVercelUsesKVURLAndBuildsOnce(t *testing.T) {
+	r := rdbtest.New(t)
+	env := map[string]string{"STRAVA_VERIFY_TOKEN": "t", "KV_URL": r.URL, "STRAVAHOOK_REDIS_PREFIX": r.Prefix}
+	inst := app.NewInstance(func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
+	for range 2 {
+		rec := httptest.NewRecorder()
+		inst.ActivityUpdate(rec, httptest.NewRequest("POST", "/api/activity_update",
+			strings.NewReader(`{"aspect_type":"create","event_time":1,"object_id":2,"object_type":"activity","owner_id":3,"subscription_id":4}`)))
+		if rec.Code != 200 {
+			t.Fatalf("status = %d (%s)", rec.Code, rec.Body)
+		}
+	}
+	if len(r.Keys(t)) == 0 {
+		t.Fatal("nothing was written under the configured prefix")
+	}
+}
+
+func TestVercelMalformedSettingIs503(t *testing.T) {
+	var logs bytes.Buffer
+	inst := app.NewInstance(func(k string) string {
+		return map[string]string{"REDIS_URL": "redis://127.0.0.1:1", "STRAVA_SUBSCRIPTION_ID": "abc"}[k]
+	}, slog.New(slog.NewJSONHandler(&logs, nil)))
+	rec := httptest.NewRecorder()
+	inst.ActivityUpdate(rec, httptest.NewRequest("GET", "/api/activity_update", nil))
+	if rec.Code != 503 || !strings.Contains(logs.String(), "STRAVA_SUBSCRIPTION_ID") {
+		t.Fatalf("status %d, log %s", rec.Code, logs.String())
+	}
+}
