@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Offline Vercel checks: `vercel build` must build every api/*.go as a Go
+# function and put nothing of the repository but the landing page under
+# .vercel/output/static; `vercel dev --local` must answer Strava's
+# validation GET. Needs network only for `npm i` of the Vercel CLI.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+cli_dir=${VERCEL_CLI_DIR:-$HOME/.cache/stravahook-vercel}
+if [ ! -x "$cli_dir/node_modules/.bin/vercel" ]; then
+  mkdir -p "$cli_dir"
+  [ -f "$cli_dir/package.json" ] || echo '{"private":true}' >"$cli_dir/package.json"
+  (cd "$cli_dir" && npm i -E vercel@58.10.0 --no-audit --no-fund --loglevel=error)
+fi
+vercel="$cli_dir/node_modules/.bin/vercel"
+export VERCEL_TELEMETRY_DISABLED=1 GOSUMDB=off
+
+cleanup() {
+  [ -n "${dev_pid:-}" ] && kill -- "-$dev_pid" 2>/dev/null || true
+  rm -rf "$repo/.vercel"
+}
+trap cleanup EXIT
+
+echo "== vercel build (offline)"
+rm -rf .vercel
+mkdir -p .vercel
+echo '{"projectId":"prj_local","orgId":"team_local","settings":{"framework":null}}' >.vercel/project.json
+"$vercel" build --yes >/tmp/stravahook-vercel-build.log 2>&1 || { tail -40 /tmp/stravahook-vercel-build.log; echo "vercel build failed"; exit 1; }
+fail=0
+for f in api/*.go; do
+  case "$f" in *_test.go) continue ;; esac
+  name=$(basename "$f" .go)
+  if [ -d ".vercel/output/functions/api/$name.func" ]; then
+    echo "built function api/$name"
+  else
+    echo "MISSING function for $f"; fail=1
+  fi
+done
+static=$(cd .vercel/output/static 2>/dev/null && find . -type f | sort)
+echo "static files: $(echo $static)"
+for f in $static; do
+  case "$f" in
+    ./index.html) ;;
+    *) echo "UNEXPECTED static file $f (repository content must not be served)"; fail=1 ;;
+  esac
+done
+[ "$fail" = 0 ] || exit 1
+rm -rf .vercel
+
+echo "== vercel dev --local answers the validation GET"
+port=${VERCEL_DEV_PORT:-3999}
+export STRAVA_VERIFY_TOKEN=ci-verify-token REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/13} STRAVAHOOK_REDIS_PREFIX=ci-vercel-dev:
+set -m
+"$vercel" dev --local --listen "$port" --yes >/tmp/stravahook-vercel-dev.log 2>&1 &
+dev_pid=$!
+set +m
+url="http://127.0.0.1:$port/api/activity_update?hub.mode=subscribe&hub.verify_token=ci-verify-token&hub.challenge=ci-challenge-42"
+body=""
+for _ in $(seq 1 180); do
+  body=$(curl -s --max-time 20 "$url" || true)
+  [ "$body" = '{"hub.challenge":"ci-challenge-42"}' ] && break
+  sleep 1
+done
+if [ "$body" != '{"hub.challenge":"ci-challenge-42"}' ]; then
+  tail -40 /tmp/stravahook-vercel-dev.log
+  echo "vercel dev did not answer the validation GET (got: $body)"; exit 1
+fi
+echo "vercel dev answered: $body"
