@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
+	"strings"
 )
 
 // Object and aspect types Strava sends in webhook events.
@@ -77,7 +79,9 @@ func DecodeEvent(body []byte) (Event, error) {
 	if err := dec.Decode(&w); err != nil {
 		return Event{}, &EventError{Reason: "malformed JSON: " + shortJSONError(err)}
 	}
-	if dec.More() {
+	// Anything but whitespace after the object is an error. (dec.More would
+	// miss a stray '}' or ']', which it reads as the end of a container.)
+	if _, err := dec.Token(); err != io.EOF {
 		return Event{}, &EventError{Reason: "malformed JSON: trailing data after the object"}
 	}
 	var ev Event
@@ -138,6 +142,9 @@ func positiveID(field string, raw json.RawMessage, allowString bool) (int64, err
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return 0, &EventError{Field: field, Reason: "must be a number"}
 		}
+		if s == "" || strings.Trim(s, "0123456789") != "" {
+			return 0, &EventError{Field: field, Reason: "must be a positive integer"}
+		}
 		text = []byte(s)
 	}
 	n, err := strconv.ParseInt(string(text), 10, 64)
@@ -148,7 +155,9 @@ func positiveID(field string, raw json.RawMessage, allowString bool) (int64, err
 }
 
 // scalarString renders an updates value as text: strings unquoted, booleans
-// and numbers as written, anything else as its compact JSON.
+// and numbers as written, anything else as its compact JSON. The result is
+// valid UTF-8 (as decoded strings are), so an Event survives a JSON round
+// trip unchanged.
 func scalarString(raw json.RawMessage) string {
 	var s string
 	if err := json.Unmarshal(raw, &s); err == nil {
@@ -156,9 +165,9 @@ func scalarString(raw json.RawMessage) string {
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, raw); err == nil {
-		return buf.String()
+		return strings.ToValidUTF8(buf.String(), "\uFFFD")
 	}
-	return string(raw)
+	return strings.ToValidUTF8(string(raw), "\uFFFD")
 }
 
 func shortJSONError(err error) string {
@@ -168,12 +177,11 @@ func shortJSONError(err error) string {
 	case errors.As(err, &syn):
 		return fmt.Sprintf("syntax error at byte %d", syn.Offset)
 	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return "the body must be a JSON object"
+		}
 		return fmt.Sprintf("%s has the wrong type", typ.Field)
 	default:
-		msg := err.Error()
-		if len(msg) > 80 {
-			msg = msg[:80]
-		}
-		return msg
+		return truncate(err.Error(), 80)
 	}
 }

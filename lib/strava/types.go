@@ -1,6 +1,9 @@
 package strava
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Athlete is the part of Strava's SummaryAthlete/DetailedAthlete we use.
 type Athlete struct {
@@ -86,6 +89,22 @@ type Token struct {
 	Scope        string    `json:"scope,omitempty"`
 	Athlete      *Athlete  `json:"athlete,omitempty"`
 }
+
+// String keeps the tokens out of logs and error messages.
+func (t Token) String() string {
+	athlete := "nil"
+	if t.Athlete != nil {
+		athlete = itoa(t.Athlete.ID)
+	}
+	return "strava.Token{AccessToken: " + redactedIfSet(t.AccessToken) +
+		", RefreshToken: " + redactedIfSet(t.RefreshToken) +
+		", ExpiresAt: " + t.ExpiresAt.Format(time.RFC3339) +
+		", Scope: " + strconv.Quote(t.Scope) +
+		", Athlete: " + athlete + "}"
+}
+
+// GoString is String, for %#v.
+func (t Token) GoString() string { return t.String() }
 
 // Subscription is one push subscription of our application.
 type Subscription struct {
