@@ -69,15 +69,16 @@ type command struct {
 }
 
 func commands() []command {
-	cmds := []command{serveCommand(), queueStatusCommand(), queueRedriveCommand()}
-	cmds = append(cmds, extraCommands()...)
+	cmds := []command{
+		serveCommand(), processCommand(),
+		queueStatusCommand(), queueRedriveCommand(),
+		subscriptionCreateCommand(), subscriptionViewCommand(), subscriptionDeleteCommand(),
+		athleteAddCommand(), athleteListCommand(), athleteRemoveCommand(),
+		activitiesListCommand(),
+	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].path < cmds[j].path })
 	return cmds
 }
-
-// extraCommands is where later commands register; kept separate so the
-// table above stays the core set.
-var extraCommands = func() []command { return nil }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	e := env{getenv: getenv, stdout: stdout, stderr: stderr}
