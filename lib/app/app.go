@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/stravahook/stravahook/lib/connect"
 	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/store"
 	"github.com/stravahook/stravahook/lib/strava"
@@ -32,7 +33,9 @@ type App struct {
 	subscription *subscriptionCache
 
 	once     sync.Once
-	handlers struct{ activityUpdate http.Handler }
+	handlers struct {
+		activityUpdate, connect, connectCallback http.Handler
+	}
 }
 
 // New wires an App over an open Redis client.
@@ -67,18 +70,38 @@ func (a *App) ActivityUpdate() http.Handler {
 func (a *App) build() {
 	a.once.Do(func() {
 		a.handlers.activityUpdate = a.ActivityUpdate()
+		pages := a.ConnectPages()
+		a.handlers.connect = pages.Start()
+		a.handlers.connectCallback = pages.Callback()
 	})
 }
 
-func (a *App) activityUpdateHandler() http.Handler { a.build(); return a.handlers.activityUpdate }
+func (a *App) activityUpdateHandler() http.Handler  { a.build(); return a.handlers.activityUpdate }
+func (a *App) connectHandler() http.Handler         { a.build(); return a.handlers.connect }
+func (a *App) connectCallbackHandler() http.Handler { a.build(); return a.handlers.connectCallback }
+
+// ConnectPages are /api/connect and /api/connect_callback: an athlete
+// authorizes us with Strava's OAuth and their tokens are stored.
+func (a *App) ConnectPages() *connect.Pages {
+	return connect.New(connect.Config{
+		PublicURL:   a.cfg.PublicURL,
+		Scope:       a.cfg.Scope,
+		StateSecret: connect.DeriveStateSecret(a.cfg.ClientSecret),
+		ClientIDSet: a.cfg.ClientID != "",
+	}, a.Strava, a.Store, a.logger)
+}
 
 // Routes serves every route at the path Vercel gives it.
 func (a *App) Routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/activity_update", a.activityUpdateHandler())
+	mux.Handle("/api/connect", a.connectHandler())
+	mux.Handle("/api/connect_callback", a.connectCallbackHandler())
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "stravahook is running.\n\nRoutes:\n  GET|POST /api/activity_update   Strava webhook (validation, events)\n")
+		_, _ = io.WriteString(w, "stravahook is running.\n\nRoutes:\n  GET|POST /api/activity_update   Strava webhook (validation, events)\n"+
+			"  GET      /api/connect           connect an athlete with Strava\n"+
+			"  GET      /api/connect_callback  Strava's OAuth redirect\n")
 	})
 	return mux
 }

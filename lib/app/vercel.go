@@ -83,3 +83,13 @@ func (i *Instance) serve(w http.ResponseWriter, r *http.Request, route string, p
 func (i *Instance) ActivityUpdate(w http.ResponseWriter, r *http.Request) {
 	i.serve(w, r, "/api/activity_update", (*App).activityUpdateHandler)
 }
+
+// Connect serves /api/connect.
+func (i *Instance) Connect(w http.ResponseWriter, r *http.Request) {
+	i.serve(w, r, "/api/connect", (*App).connectHandler)
+}
+
+// ConnectCallback serves /api/connect_callback.
+func (i *Instance) ConnectCallback(w http.ResponseWriter, r *http.Request) {
+	i.serve(w, r, "/api/connect_callback", (*App).connectCallbackHandler)
+}

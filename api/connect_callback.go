@@ -1,0 +1,12 @@
+package handler
+
+import (
+	"net/http"
+
+	"github.com/stravahook/stravahook/lib/app"
+)
+
+// ConnectCallback is Strava's OAuth redirect: it stores the athlete's tokens.
+func ConnectCallback(w http.ResponseWriter, r *http.Request) {
+	app.Vercel().ConnectCallback(w, r)
+}
