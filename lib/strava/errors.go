@@ -161,9 +161,29 @@ func IsRateLimited(err error) bool { return hasStatus(err, http.StatusTooManyReq
 // that means the athlete revoked our access or the token was already
 // rotated away. Only meaningful for errors from RefreshToken and
 // ExchangeCode.
+//
+// A refusal of our own application credentials (a wrong client id or
+// secret) is not a refusal of the athlete's token: callers must not read a
+// misconfiguration as "the athlete deauthorized us" and delete their data.
 func IsRefreshRefused(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.StatusCode >= 400 && e.StatusCode <= 499 && e.StatusCode != http.StatusTooManyRequests
+	return errors.As(err, &e) && e.StatusCode >= 400 && e.StatusCode <= 499 &&
+		e.StatusCode != http.StatusTooManyRequests && !IsAppCredentialsRejected(err)
+}
+
+// IsAppCredentialsRejected reports whether Strava refused our application's
+// client id or secret, e.g. {"resource":"Application","field":"client_secret","code":"invalid"}.
+func IsAppCredentialsRejected(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) || e.StatusCode < 400 || e.StatusCode > 499 {
+		return false
+	}
+	for _, d := range e.Errors {
+		if strings.EqualFold(d.Resource, "Application") || d.Field == "client_id" || d.Field == "client_secret" {
+			return true
+		}
+	}
+	return false
 }
 
 // IsTransient reports whether err is worth retrying later: a 5xx (or 408)
