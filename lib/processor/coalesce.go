@@ -1,0 +1,114 @@
+package processor
+
+import (
+	"strconv"
+
+	"github.com/stravahook/stravahook/lib/queue"
+	"github.com/stravahook/stravahook/lib/strava"
+)
+
+// kind is what a group of events asks for.
+type kind int
+
+const (
+	kindFetch       kind = iota // the activity was created or changed: fetch and keep it
+	kindDelete                  // the activity was deleted: forget it
+	kindDeauthorize             // the athlete revoked our access: confirm, then forget them
+	kindIgnore                  // nothing to do (an athlete update other than a deauthorization)
+)
+
+// outcome is how a group's work ended; it decides what settle does with
+// its events.
+type outcome int
+
+const (
+	outcomeUnstarted outcome = iota // not begun: handed back to the queue
+	outcomeDone                     // work done: acked
+	outcomeFailed                   // queue.Fail was called for each event
+	outcomeRelease                  // stopped by the rate limit: handed back, no attempt counted
+	outcomeAbandoned                // the drain's context ended mid-work: left leased
+)
+
+// group is every claimed event about one object (object type and id).
+// Only the latest event (the decider) matters: a create followed by a
+// delete needs no Strava call, several creates need one.
+type group struct {
+	kind     kind
+	decider  strava.Event
+	msgs     []queue.Message
+	outcome  outcome
+	deauthAt bool // some event of the group is a deauthorization
+	// skipAll says every event was acked without work of its own (the
+	// athlete was removed in this drain, or a deauthorization was not
+	// confirmed); otherwise the decider did the work.
+	skipAll bool
+}
+
+// describe names the group's object for logs and error causes.
+func (g *group) describe() string {
+	return g.decider.ObjectType + " " + strconv.FormatInt(g.decider.ObjectID, 10)
+}
+
+type undecodable struct {
+	msg queue.Message
+	err error
+}
+
+// coalesce groups msgs by object, in the order their first event was
+// claimed (oldest first), and sets each group's decider and kind.
+func coalesce(msgs []queue.Message) ([]*group, []undecodable) {
+	var (
+		groups []*group
+		bad    []undecodable
+		byKey  = map[string]*group{}
+	)
+	for _, m := range msgs {
+		ev, err := strava.DecodeEvent(m.Payload)
+		if err != nil {
+			bad = append(bad, undecodable{msg: m, err: err})
+			continue
+		}
+		key := ev.ObjectType + ":" + strconv.FormatInt(ev.ObjectID, 10)
+		g := byKey[key]
+		if g == nil {
+			g = &group{decider: ev}
+			byKey[key] = g
+			groups = append(groups, g)
+		} else if supersedes(ev, g.decider) {
+			g.decider = ev
+		}
+		g.msgs = append(g.msgs, m)
+		if ev.IsDeauthorization() {
+			g.deauthAt = true
+		}
+	}
+	for _, g := range groups {
+		g.kind = kindOf(g)
+	}
+	return groups, bad
+}
+
+// supersedes reports whether ev decides over current: it is later, or as
+// late and a delete (a create and a delete in the same second most likely
+// mean the activity is gone, and a needless fetch would only 404).
+func supersedes(ev, current strava.Event) bool {
+	if ev.EventTime != current.EventTime {
+		return ev.EventTime > current.EventTime
+	}
+	return ev.AspectType == strava.AspectDelete && current.AspectType != strava.AspectDelete
+}
+
+func kindOf(g *group) kind {
+	switch g.decider.ObjectType {
+	case strava.ObjectActivity:
+		if g.decider.AspectType == strava.AspectDelete {
+			return kindDelete
+		}
+		return kindFetch
+	case strava.ObjectAthlete:
+		if g.deauthAt {
+			return kindDeauthorize
+		}
+	}
+	return kindIgnore
+}
