@@ -34,7 +34,7 @@ type App struct {
 
 	once     sync.Once
 	handlers struct {
-		activityUpdate, connect, connectCallback http.Handler
+		activityUpdate, processEvents, connect, connectCallback http.Handler
 	}
 }
 
@@ -70,6 +70,7 @@ func (a *App) ActivityUpdate() http.Handler {
 func (a *App) build() {
 	a.once.Do(func() {
 		a.handlers.activityUpdate = a.ActivityUpdate()
+		a.handlers.processEvents = a.ProcessEvents()
 		pages := a.ConnectPages()
 		a.handlers.connect = pages.Start()
 		a.handlers.connectCallback = pages.Callback()
@@ -77,6 +78,7 @@ func (a *App) build() {
 }
 
 func (a *App) activityUpdateHandler() http.Handler  { a.build(); return a.handlers.activityUpdate }
+func (a *App) processEventsHandler() http.Handler   { a.build(); return a.handlers.processEvents }
 func (a *App) connectHandler() http.Handler         { a.build(); return a.handlers.connect }
 func (a *App) connectCallbackHandler() http.Handler { a.build(); return a.handlers.connectCallback }
 
@@ -95,11 +97,13 @@ func (a *App) ConnectPages() *connect.Pages {
 func (a *App) Routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/activity_update", a.activityUpdateHandler())
+	mux.Handle("/api/process_events", a.processEventsHandler())
 	mux.Handle("/api/connect", a.connectHandler())
 	mux.Handle("/api/connect_callback", a.connectCallbackHandler())
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "stravahook is running.\n\nRoutes:\n  GET|POST /api/activity_update   Strava webhook (validation, events)\n"+
+			"  GET|POST /api/process_events    drain the queue (Authorization: Bearer $CRON_SECRET)\n"+
 			"  GET      /api/connect           connect an athlete with Strava\n"+
 			"  GET      /api/connect_callback  Strava's OAuth redirect\n")
 	})

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -76,4 +77,20 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		c.QueueUpdates = b
 	}
 	return c, nil
+}
+
+// NeedStravaApp says which of our application's credentials, needed by
+// every Strava OAuth call, are missing.
+func (c Config) NeedStravaApp() error {
+	var missing []string
+	if c.ClientID == "" {
+		missing = append(missing, "STRAVA_CLIENT_ID")
+	}
+	if c.ClientSecret == "" {
+		missing = append(missing, "STRAVA_CLIENT_SECRET")
+	}
+	if len(missing) > 0 {
+		return errors.New(strings.Join(missing, " and ") + " not set: use your API application's values from https://www.strava.com/settings/api")
+	}
+	return nil
 }

@@ -93,3 +93,8 @@ func (i *Instance) Connect(w http.ResponseWriter, r *http.Request) {
 func (i *Instance) ConnectCallback(w http.ResponseWriter, r *http.Request) {
 	i.serve(w, r, "/api/connect_callback", (*App).connectCallbackHandler)
 }
+
+// ProcessEvents serves /api/process_events.
+func (i *Instance) ProcessEvents(w http.ResponseWriter, r *http.Request) {
+	i.serve(w, r, "/api/process_events", (*App).processEventsHandler)
+}

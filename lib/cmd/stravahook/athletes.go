@@ -33,7 +33,7 @@ func athleteAddCommand() command {
 					return err
 				}
 				defer closeRedis()
-				if err := needStravaApp(a.Config()); err != nil {
+				if err := a.Config().NeedStravaApp(); err != nil {
 					return err
 				}
 				tok, err := a.Strava.RefreshToken(ctx, strings.TrimSpace(*refreshToken))

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"flag"
+
+	"github.com/stravahook/stravahook/lib/app"
 )
 
 func processCommand() command {
@@ -11,9 +13,24 @@ func processCommand() command {
 		path:    "process",
 		summary: "one drain of the queue, the same code as /api/process_events; prints its JSON summary",
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
-			fs.Duration("budget", 8e9, "how long the drain may claim new events")
+			budget := fs.Duration("budget", app.DefaultBudget, "how long the drain may claim and start work")
 			return func(ctx context.Context, e env, args []string) error {
-				return errors.New("not implemented yet")
+				if err := noArgs(args); err != nil {
+					return err
+				}
+				if *budget <= 0 {
+					return &usageError{msg: "-budget must be positive, e.g. 8s"}
+				}
+				a, closeRedis, err := openApp(ctx, e)
+				if err != nil {
+					return err
+				}
+				defer closeRedis()
+				sum, err := a.Drain(ctx, *budget)
+				if err != nil {
+					return err
+				}
+				return json.NewEncoder(e.stdout).Encode(sum)
 			}
 		},
 	}

@@ -9,24 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stravahook/stravahook/lib/app"
 	"github.com/stravahook/stravahook/lib/strava"
 )
-
-// needStravaApp checks the credentials every Strava call needs.
-func needStravaApp(cfg app.Config) error {
-	var missing []string
-	if cfg.ClientID == "" {
-		missing = append(missing, "STRAVA_CLIENT_ID")
-	}
-	if cfg.ClientSecret == "" {
-		missing = append(missing, "STRAVA_CLIENT_SECRET")
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("%s not set: use your API application's values from https://www.strava.com/settings/api", strings.Join(missing, " and "))
-	}
-	return nil
-}
 
 func hasCode(err error, code string) bool {
 	var se *strava.Error
@@ -61,7 +45,7 @@ func subscriptionCreateCommand() command {
 				}
 				defer closeRedis()
 				cfg := a.Config()
-				if err := needStravaApp(cfg); err != nil {
+				if err := cfg.NeedStravaApp(); err != nil {
 					return err
 				}
 				if cfg.VerifyToken == "" {
@@ -112,7 +96,7 @@ func subscriptionViewCommand() command {
 					return err
 				}
 				defer closeRedis()
-				if err := needStravaApp(a.Config()); err != nil {
+				if err := a.Config().NeedStravaApp(); err != nil {
 					return err
 				}
 				subs, err := a.Strava.ListSubscriptions(ctx)
@@ -150,7 +134,7 @@ func subscriptionDeleteCommand() command {
 					return err
 				}
 				defer closeRedis()
-				if err := needStravaApp(a.Config()); err != nil {
+				if err := a.Config().NeedStravaApp(); err != nil {
 					return err
 				}
 				target := *id
