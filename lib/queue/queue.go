@@ -3,7 +3,8 @@
 // long-lived worker:
 //
 //   - Enqueue is idempotent per delivery id (Strava retries a webhook up to
-//     three times) and costs one round trip.
+//     three times) and costs one round trip; concurrent enqueues share it
+//     (group commit, see enqueue.go).
 //   - Claim leases events: they stay in Redis, hidden until the lease ends,
 //     so a drain that crashes or times out loses nothing — its events
 //     reappear by themselves.
@@ -55,6 +56,8 @@ type Queue struct {
 	keys         keys
 	dedupeWindow time.Duration
 	now          func() time.Time
+
+	enqueues groupCommit
 }
 
 type keys struct {
@@ -107,37 +110,6 @@ type Message struct {
 // ErrLeaseLost is returned by Fail when the event's lease ended and another
 // claim took it (or it was already acked): the caller's result is stale.
 var ErrLeaseLost = errors.New("queue: lease lost")
-
-// enqueueScript stores a delivery once.
-//
-//	KEYS[1] seen:{id}   KEYS[2] payloads   KEYS[3] pending
-//	ARGV[1] id   ARGV[2] payload   ARGV[3] now (unix ms)   ARGV[4] dedupe window (s)
-//
-// Returns 1 when queued, 0 when the id was seen already. The SET NX and the
-// writes must be one step: a crash between them would either lose the event
-// (seen but not queued) or queue it twice.
-var enqueueScript = rueidis.NewLuaScript(`
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then
-  return 0
-end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-return 1
-`)
-
-// Enqueue queues payload under id unless id was queued within the dedupe
-// window. added is false for a repeated delivery. When err is nil the event
-// is stored in Redis.
-func (q *Queue) Enqueue(ctx context.Context, id string, payload []byte) (added bool, err error) {
-	n, err := enqueueScript.Exec(ctx, q.client,
-		[]string{q.keys.seen(id), q.keys.payloads, q.keys.pending},
-		[]string{id, rueidis.BinaryString(payload), ms(q.now()), strconv.Itoa(int(q.dedupeWindow / time.Second))},
-	).AsInt64()
-	if err != nil {
-		return false, fmt.Errorf("enqueue %s: %w", id, err)
-	}
-	return n == 1, nil
-}
 
 // claimScript leases up to max ready events, oldest first.
 //
