@@ -59,6 +59,9 @@ func FuzzDecodeEvent(f *testing.F) {
 		if err != nil {
 			t.Fatalf("encode %+v: %v", ev, err)
 		}
+		if fast := ev.AppendJSON(nil); string(fast) != string(encoded) {
+			t.Fatalf("AppendJSON differs from json.Marshal:\n got %s\nwant %s", fast, encoded)
+		}
 		again, err := DecodeEvent(encoded)
 		if err != nil {
 			t.Fatalf("decode(encode(%+v)) = %v (encoded %s)", ev, err, encoded)

@@ -1,6 +1,7 @@
 package strava
 
 import (
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -213,5 +214,16 @@ func TestEventKey(t *testing.T) {
 	later.EventTime++
 	if deleted.Key() == a.Key() || later.Key() == a.Key() {
 		t.Error("distinct events must have distinct keys")
+	}
+}
+
+func TestKeyAndAppendJSONMatchTheReflectiveForms(t *testing.T) {
+	ev := Event{ObjectType: ObjectActivity, ObjectID: 12312312312, AspectType: AspectUpdate, Updates: map[string]string{"title": `Messy "ride" <3`, "private": "true"}, OwnerID: 134815, SubscriptionID: 120475, EventTime: 1516126040}
+	if got, want := ev.Key(), "120475:activity:12312312312:update:134815:1516126040"; got != want {
+		t.Fatalf("Key = %q, want %q", got, want)
+	}
+	want, _ := json.Marshal(ev)
+	if got := ev.AppendJSON(nil); string(got) != string(want) {
+		t.Fatalf("AppendJSON = %s, want %s", got, want)
 	}
 }
