@@ -44,7 +44,7 @@ func New(cfg Config, redis rueidis.Client, logger *slog.Logger) *App {
 	a := &App{
 		cfg:    cfg,
 		logger: logger,
-		Queue:  queue.New(redis, cfg.RedisPrefix+"queue:"),
+		Queue:  queue.New(redis, cfg.RedisPrefix+"queue:", queue.WithEnqueueTimeout(webhook.EnqueueTimeout)),
 		Store:  st,
 		Strava: strava.NewClient(strava.Options{
 			BaseURL:      cfg.StravaBaseURL,

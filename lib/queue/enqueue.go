@@ -38,9 +38,10 @@ return added
 // maxBatch bounds one script run: Redis serves nobody else while it runs.
 const maxBatch = 64
 
-// batchTimeout bounds a batch's round trip. Each caller also stops waiting
-// when its own context ends (it then reports an error, never success).
-const batchTimeout = 5 * time.Second
+// DefaultEnqueueTimeout bounds a batch's round trip (WithEnqueueTimeout
+// changes it). Each caller also stops waiting when its own context ends; it
+// then reports an error, never success.
+const DefaultEnqueueTimeout = 5 * time.Second
 
 // Enqueue queues payload under id unless id was queued within the dedupe
 // window; added is false for a repeated delivery. When err is nil the event
@@ -52,9 +53,16 @@ const batchTimeout = 5 * time.Second
 // under load each event costs a fraction of a round trip, of the Go
 // side's write and read syscalls, and of Redis's script overhead.
 func (q *Queue) Enqueue(ctx context.Context, id string, payload []byte) (added bool, err error) {
+	if err := ctx.Err(); err != nil {
+		// Nobody waits for the answer: do not write.
+		return false, fmt.Errorf("enqueue %s: %w", id, err)
+	}
 	req := &enqueueRequest{id: id, payload: payload, done: make(chan struct{})}
 	if q.enqueues.add(req) {
-		q.flush(ctx)
+		// Sent from its own goroutine, so that this caller, like every
+		// other, stops waiting when its context ends, not when the batch
+		// gives up (enqueueTimeout).
+		go q.flush(context.WithoutCancel(ctx))
 	}
 	select {
 	case <-req.done:
@@ -77,32 +85,39 @@ type enqueueRequest struct {
 	done    chan struct{}
 }
 
-// groupCommit collects enqueue requests while a batch is in flight.
+// maxInFlight is how many batches may be on their way to Redis at once.
+// One would make a request that arrives during a round trip wait for it to
+// end before its own begins; a few keep light load at one round trip per
+// request while load still gathers into batches.
+const maxInFlight = 1
+
+// groupCommit collects enqueue requests and hands them to flushers.
 type groupCommit struct {
 	mu       sync.Mutex
 	pending  []*enqueueRequest
-	flushing bool
+	inFlight int
 }
 
-// add queues req and reports whether the caller must flush (no batch was
-// in flight).
+// add queues req and reports whether the caller must flush: true when a
+// batch slot is free.
 func (g *groupCommit) add(req *enqueueRequest) (mustFlush bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.pending = append(g.pending, req)
-	if g.flushing {
+	if g.inFlight >= maxInFlight {
 		return false
 	}
-	g.flushing = true
+	g.inFlight++
 	return true
 }
 
-// take removes up to maxBatch pending requests; none left ends flushing.
+// take removes up to maxBatch pending requests. When none are pending it
+// gives the caller's slot back and returns nil.
 func (g *groupCommit) take() []*enqueueRequest {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.pending) == 0 {
-		g.flushing = false
+		g.inFlight--
 		return nil
 	}
 	n := min(len(g.pending), maxBatch)
@@ -111,19 +126,37 @@ func (g *groupCommit) take() []*enqueueRequest {
 	return batch
 }
 
-// flush sends one batch, then hands what gathered meanwhile to a new
-// goroutine, so that no caller waits for batches that are not its own.
+// flush sends batches while requests are pending. The caller's own request
+// is in the first batch, or in a batch another flusher took; after that,
+// what gathered meanwhile goes to a new goroutine, so that no caller waits
+// for batches that are not its own.
 func (q *Queue) flush(ctx context.Context) {
 	batch := q.enqueues.take()
 	if batch == nil {
 		return
 	}
 	q.commit(context.WithoutCancel(ctx), batch)
-	go q.flush(context.WithoutCancel(ctx))
+	if q.enqueues.havePending() {
+		go q.flush(context.WithoutCancel(ctx))
+		return
+	}
+	q.enqueues.release()
+}
+
+func (g *groupCommit) havePending() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.pending) > 0
+}
+
+func (g *groupCommit) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inFlight--
 }
 
 func (q *Queue) commit(ctx context.Context, batch []*enqueueRequest) {
-	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
+	ctx, cancel := context.WithTimeout(ctx, q.enqueueTimeout)
 	defer cancel()
 	keys := make([]string, 0, 2+len(batch))
 	args := make([]string, 0, 2+2*len(batch))

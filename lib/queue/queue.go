@@ -52,10 +52,11 @@ const DefaultDedupeWindow = 24 * time.Hour
 
 // Queue is a handle on one queue in Redis. It is safe for concurrent use.
 type Queue struct {
-	client       rueidis.Client
-	keys         keys
-	dedupeWindow time.Duration
-	now          func() time.Time
+	client         rueidis.Client
+	keys           keys
+	dedupeWindow   time.Duration
+	enqueueTimeout time.Duration
+	now            func() time.Time
 
 	enqueues groupCommit
 }
@@ -75,6 +76,9 @@ func WithClock(now func() time.Time) Option { return func(q *Queue) { q.now = no
 // WithDedupeWindow sets how long a delivery id is remembered.
 func WithDedupeWindow(d time.Duration) Option { return func(q *Queue) { q.dedupeWindow = d } }
 
+// WithEnqueueTimeout bounds how long Enqueue waits for Redis.
+func WithEnqueueTimeout(d time.Duration) Option { return func(q *Queue) { q.enqueueTimeout = d } }
+
 // New returns the queue whose keys all start with prefix.
 func New(client rueidis.Client, prefix string, opts ...Option) *Queue {
 	q := &Queue{
@@ -88,8 +92,9 @@ func New(client rueidis.Client, prefix string, opts ...Option) *Queue {
 			errors:   prefix + "errors",
 			dead:     prefix + "dead",
 		},
-		dedupeWindow: DefaultDedupeWindow,
-		now:          time.Now,
+		dedupeWindow:   DefaultDedupeWindow,
+		enqueueTimeout: DefaultEnqueueTimeout,
+		now:            time.Now,
 	}
 	for _, o := range opts {
 		o(q)

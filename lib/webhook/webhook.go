@@ -24,8 +24,9 @@ import (
 // hundred bytes; anything near this is not from Strava.
 const MaxBody = 64 << 10
 
-// EnqueueTimeout bounds the Redis write: past Strava's 2 s it would retry
-// anyway, and a 503 tells it to.
+// EnqueueTimeout is how long the Redis write may take: past Strava's 2 s it
+// would retry anyway, and a 503 tells it to. The queue enforces it (see
+// queue.WithEnqueueTimeout); the request's own context ends the wait too.
 const EnqueueTimeout = 1500 * time.Millisecond
 
 // Enqueuer stores an event durably, once per id.
@@ -138,9 +139,32 @@ func (h *handler) receive(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, status, map[string]string{"error": msg})
 		return
 	}
+	writeAnswer(w, outcomeAnswers[outcome])
 	h.logger.LogAttrs(r.Context(), slog.LevelInfo, "event "+outcome, append(attrs, slog.String("outcome", outcome))...)
-	writeJSON(w, http.StatusOK, map[string]string{"status": outcome})
 }
+
+// outcomeAnswers are the bodies of the 200 answers, encoded once: they are
+// the same for every event.
+var outcomeAnswers = map[string][]byte{
+	outcomeQueued:    []byte(`{"status":"queued"}` + "\n"),
+	outcomeDuplicate: []byte(`{"status":"duplicate"}` + "\n"),
+	outcomeIgnored:   []byte(`{"status":"ignored"}` + "\n"),
+}
+
+// writeAnswer sends a 200 JSON body and flushes it, so that Strava has its
+// answer before we spend time on the log line.
+func writeAnswer(w http.ResponseWriter, body []byte) {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+var jsonContentType = []string{"application/json"}
 
 var errNotOurs = errors.New("subscription_id is not this application's subscription")
 
@@ -178,13 +202,7 @@ func (h *handler) enqueue(ctx context.Context, ev strava.Event) (outcome string,
 	if !h.wanted(ev) {
 		return outcomeIgnored, http.StatusOK, nil
 	}
-	payload, err := json.Marshal(ev)
-	if err != nil {
-		return "", http.StatusInternalServerError, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, EnqueueTimeout)
-	defer cancel()
-	added, err := h.queue.Enqueue(ctx, ev.Key(), payload)
+	added, err := h.queue.Enqueue(ctx, ev.Key(), ev.AppendJSON(make([]byte, 0, 256)))
 	if err != nil {
 		return "", http.StatusServiceUnavailable, err
 	}

@@ -51,7 +51,9 @@ func serve(ctx context.Context, e env, addr, redisAddr string) error {
 		return err
 	}
 	defer client.Close()
-	logger := slog.New(slog.NewJSONHandler(e.stderr, nil))
+	logs := newLogBuffer(e.stderr, 200*time.Millisecond)
+	defer logs.Close()
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	if cfg.VerifyToken == "" {
 		fmt.Fprintln(e.stderr, "warning: STRAVA_VERIFY_TOKEN is unset: Strava's validation GET will get a 500")
 	}

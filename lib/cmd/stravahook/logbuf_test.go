@@ -1,0 +1,40 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *lockedBuffer) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+func TestLogBufferDeliversEveryLine(t *testing.T) {
+	var out lockedBuffer
+	b := newLogBuffer(&out, 10*time.Millisecond)
+	b.Write([]byte("first\n"))
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "first") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "first") {
+		t.Fatal("a buffered line was never flushed")
+	}
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() { defer wg.Done(); b.Write([]byte("line\n")) }()
+	}
+	wg.Wait()
+	b.Close()
+	if n := strings.Count(out.String(), "line\n"); n != 50 {
+		t.Fatalf("%d lines after Close, want 50", n)
+	}
+}
