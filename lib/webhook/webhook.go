@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/stravahook/stravahook/lib/strava"
@@ -118,7 +119,8 @@ func (h *handler) receive(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		outcome, status, err = h.enqueue(r.Context(), ev)
 	}
-	attrs := []slog.Attr{slog.Int("status", status)}
+	attrs := make([]slog.Attr, 0, 11)
+	attrs = append(attrs, slog.Int("status", status))
 	if ev.ObjectID != 0 {
 		attrs = append(attrs,
 			slog.String("object_type", ev.ObjectType), slog.Int64("object_id", ev.ObjectID),
@@ -173,7 +175,9 @@ func (h *handler) accept(w http.ResponseWriter, r *http.Request) (strava.Event, 
 	if r.ContentLength > MaxBody {
 		return strava.Event{}, http.StatusRequestEntityTooLarge, errors.New("body larger than 64 KiB")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	buf := bodyBuffers.Get().(*[]byte)
+	defer bodyBuffers.Put(buf)
+	body, err := readBody(w, r, (*buf)[:0])
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -181,7 +185,8 @@ func (h *handler) accept(w http.ResponseWriter, r *http.Request) (strava.Event, 
 		}
 		return strava.Event{}, http.StatusBadRequest, errors.New("could not read body")
 	}
-	ev, err := strava.DecodeEvent(body)
+	*buf = body[:0]
+	ev, err := strava.DecodeEvent(body) // Event keeps no reference to body
 	if err != nil {
 		return strava.Event{}, http.StatusBadRequest, err
 	}
@@ -195,6 +200,28 @@ func (h *handler) accept(w http.ResponseWriter, r *http.Request) (strava.Event, 
 		}
 	}
 	return ev, 0, nil
+}
+
+// bodyBuffers recycles request bodies: Strava's are a few hundred bytes,
+// and the intake allocates little else per event.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// readBody reads the whole body into buf, at most MaxBody bytes.
+func readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, error) {
+	src := http.MaxBytesReader(w, r.Body, MaxBody)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := src.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // enqueue queues what the processor must act on and ignores the rest.
