@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -13,23 +12,24 @@ import (
 
 // enqueueScript stores a batch of deliveries, each at most once.
 //
-//	KEYS[1] payloads   KEYS[2] pending   KEYS[2+i] seen:{id i}
-//	ARGV[1] now (unix ms)   ARGV[2] dedupe window (s)   ARGV[1+2i] id i   ARGV[2+2i] payload i
+//	KEYS[1] payloads   KEYS[2] pending   KEYS[3] done
+//	ARGV[1] now (unix ms)   ARGV[2i] id i   ARGV[2i+1] payload i
 //
-// Returns one flag per delivery: 1 queued, 0 seen already (also when the
-// same id comes twice in one batch). The SET NX and the writes must be one
-// step: a crash between them would either lose the event (seen but not
-// queued) or queue it twice.
+// Returns one flag per delivery: 1 queued, 0 seen already. An id is seen
+// while its payload is stored (queued, leased, delayed or dead) and, once
+// acked, while it is in done (ackScript keeps it there for the dedupe
+// window). HSETNX is both the dedupe test and the write, so a repeat of an
+// id within one batch is caught too. Test and writes must be one step: a
+// crash between them would lose the event or queue it twice.
 var enqueueScript = rueidis.NewLuaScript(`
 local added = {}
-for i = 3, #KEYS do
-  local id = ARGV[2 * (i - 2) + 1]
-  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[2]) then
-    redis.call('HSET', KEYS[1], id, ARGV[2 * (i - 2) + 2])
-    redis.call('ZADD', KEYS[2], ARGV[1], id)
-    added[#added + 1] = 1
+for i = 1, (#ARGV - 1) / 2 do
+  local id = ARGV[2 * i]
+  if redis.call('ZSCORE', KEYS[3], id) or redis.call('HSETNX', KEYS[1], id, ARGV[2 * i + 1]) == 0 then
+    added[i] = 0
   else
-    added[#added + 1] = 0
+    redis.call('ZADD', KEYS[2], ARGV[1], id)
+    added[i] = 1
   end
 end
 return added
@@ -158,15 +158,12 @@ func (g *groupCommit) release() {
 func (q *Queue) commit(ctx context.Context, batch []*enqueueRequest) {
 	ctx, cancel := context.WithTimeout(ctx, q.enqueueTimeout)
 	defer cancel()
-	keys := make([]string, 0, 2+len(batch))
-	args := make([]string, 0, 2+2*len(batch))
-	keys = append(keys, q.keys.payloads, q.keys.pending)
-	args = append(args, ms(q.now()), strconv.Itoa(int(q.dedupeWindow/time.Second)))
+	args := make([]string, 0, 1+2*len(batch))
+	args = append(args, ms(q.now()))
 	for _, r := range batch {
-		keys = append(keys, q.keys.seen(r.id))
 		args = append(args, r.id, rueidis.BinaryString(r.payload))
 	}
-	flags, err := enqueueScript.Exec(ctx, q.client, keys, args).AsIntSlice()
+	flags, err := enqueueScript.Exec(ctx, q.client, []string{q.keys.payloads, q.keys.pending, q.keys.done}, args).AsIntSlice()
 	if err == nil && len(flags) != len(batch) {
 		err = errors.New("unexpected reply length from the enqueue script")
 	}

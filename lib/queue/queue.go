@@ -28,10 +28,11 @@
 //	claims        HASH  id → token of the claim holding the lease
 //	errors        HASH  id → last error message
 //	dead          ZSET  id → time it was buried (unix ms)
-//	seen:{id}     STRING with a TTL: this delivery id was accepted already
+//	done          ZSET  id → time it was acked (unix ms), kept for the
+//	                    dedupe window so that a late redelivery is ignored
 //
 // All keys a script touches are passed in KEYS (Upstash and Redis Cluster
-// rules), so the per-event "seen" key is the only one named by id.
+// rules).
 package queue
 
 import (
@@ -62,10 +63,8 @@ type Queue struct {
 }
 
 type keys struct {
-	prefix, pending, payloads, attempts, claims, errors, dead string
+	prefix, pending, payloads, attempts, claims, errors, dead, done string
 }
-
-func (k keys) seen(id string) string { return k.prefix + "seen:" + id }
 
 // Option configures a Queue.
 type Option func(*Queue)
@@ -91,6 +90,7 @@ func New(client rueidis.Client, prefix string, opts ...Option) *Queue {
 			claims:   prefix + "claims",
 			errors:   prefix + "errors",
 			dead:     prefix + "dead",
+			done:     prefix + "done",
 		},
 		dedupeWindow:   DefaultDedupeWindow,
 		enqueueTimeout: DefaultEnqueueTimeout,
@@ -172,17 +172,20 @@ func (q *Queue) Claim(ctx context.Context, max int, lease time.Duration) ([]Mess
 	return msgs, nil
 }
 
-// ackScript removes finished events whose lease the caller still holds.
+// ackScript removes finished events whose lease the caller still holds and
+// remembers their ids in done for the dedupe window.
 //
-//	KEYS[1] pending   KEYS[2] payloads   KEYS[3] claims   KEYS[4] attempts   KEYS[5] errors
-//	ARGV[1] claim token   ARGV[2..] ids
+//	KEYS[1] pending   KEYS[2] payloads   KEYS[3] claims   KEYS[4] attempts   KEYS[5] errors   KEYS[6] done
+//	ARGV[1] claim token   ARGV[2] now (ms)   ARGV[3] forget done before (ms)   ARGV[4..] ids
 //
 // Returns how many were removed. An event whose lease passed to another
 // claim is left to that claim: the work is idempotent, and removing it
-// under the other drain's feet would make its ack lie.
+// under the other drain's feet would make its ack lie. Pruning done here,
+// where the drain already pays a round trip, keeps the intake's script
+// short.
 var ackScript = rueidis.NewLuaScript(`
 local removed = 0
-for i = 2, #ARGV do
+for i = 4, #ARGV do
   local id = ARGV[i]
   if redis.call('HGET', KEYS[3], id) == ARGV[1] then
     redis.call('ZREM', KEYS[1], id)
@@ -190,9 +193,11 @@ for i = 2, #ARGV do
     redis.call('HDEL', KEYS[3], id)
     redis.call('HDEL', KEYS[4], id)
     redis.call('HDEL', KEYS[5], id)
+    redis.call('ZADD', KEYS[6], ARGV[2], id)
     removed = removed + 1
   end
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', '(' .. ARGV[3])
 return removed
 `)
 
@@ -202,9 +207,10 @@ func (q *Queue) Ack(ctx context.Context, token string, ids ...string) (int, erro
 	if len(ids) == 0 {
 		return 0, nil
 	}
+	now := q.now()
 	n, err := ackScript.Exec(ctx, q.client,
-		[]string{q.keys.pending, q.keys.payloads, q.keys.claims, q.keys.attempts, q.keys.errors},
-		append([]string{token}, ids...),
+		[]string{q.keys.pending, q.keys.payloads, q.keys.claims, q.keys.attempts, q.keys.errors, q.keys.done},
+		append([]string{token, ms(now), ms(now.Add(-q.dedupeWindow))}, ids...),
 	).AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("ack %d events: %w", len(ids), err)

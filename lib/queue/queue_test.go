@@ -90,6 +90,27 @@ func TestRepeatedDeliveryAfterAckIsStillIgnored(t *testing.T) {
 	}
 }
 
+// The dedupe record of an acked event is forgotten after the window, on a
+// later ack; until then a redelivery is ignored.
+func TestDedupeRecordExpiresAfterTheWindow(t *testing.T) {
+	q, c, _ := setup(t)
+	ctx := context.Background()
+	mustEnqueue(t, q, "old")
+	got, _ := q.Claim(ctx, 10, time.Minute)
+	q.Ack(ctx, got[0].Token, "old")
+	c.Advance(queue.DefaultDedupeWindow - time.Minute)
+	if added, _ := q.Enqueue(ctx, "old", []byte("x")); added {
+		t.Fatal("redelivery inside the window was queued")
+	}
+	c.Advance(2 * time.Minute)
+	mustEnqueue(t, q, "new")
+	got, _ = q.Claim(ctx, 10, time.Minute)
+	q.Ack(ctx, got[0].Token, "new") // prunes records older than the window
+	if added, err := q.Enqueue(ctx, "old", []byte("x")); err != nil || !added {
+		t.Fatalf("after the window: %v, %v; want queued again", added, err)
+	}
+}
+
 func TestClaimLeasesOldestFirstAndHidesThem(t *testing.T) {
 	q, c, _ := setup(t)
 	ctx := context.Background()
@@ -144,7 +165,7 @@ func TestCrashedDrainsEventsReappearAfterLease(t *testing.T) {
 	}
 }
 
-func TestAckRemovesEverythingButTheDedupeMarker(t *testing.T) {
+func TestAckRemovesEverythingButTheDedupeRecord(t *testing.T) {
 	q, _, r := setup(t)
 	ctx := context.Background()
 	mustEnqueue(t, q, "a", "b")
@@ -154,7 +175,7 @@ func TestAckRemovesEverythingButTheDedupeMarker(t *testing.T) {
 	}
 	keys := r.Keys(t)
 	sort.Strings(keys)
-	want := []string{r.Prefix + "seen:a", r.Prefix + "seen:b"}
+	want := []string{r.Prefix + "done"}
 	if strings.Join(keys, " ") != strings.Join(want, " ") {
 		t.Fatalf("keys after ack = %v, want %v", keys, want)
 	}
