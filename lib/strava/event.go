@@ -105,6 +105,16 @@ type wireEvent struct {
 // DecodeEvent parses and validates one webhook body. Unknown fields are
 // ignored; a missing or invalid field is an *EventError.
 func DecodeEvent(body []byte) (Event, error) {
+	// Most bodies are one of the few shapes Strava sends; the reflective
+	// decoder handles everything else and produces every error.
+	if ev, ok := decodeEventFast(body); ok {
+		return ev, nil
+	}
+	return decodeEventSlow(body)
+}
+
+// decodeEventSlow is the reference decoder: encoding/json with raw fields.
+func decodeEventSlow(body []byte) (Event, error) {
 	// Unmarshal checks the whole body first, so trailing data after the
 	// object (another object, a stray '}') is a syntax error too.
 	var w wireEvent
