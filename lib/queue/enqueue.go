@@ -136,23 +136,23 @@ func (q *Queue) flush(ctx context.Context) {
 		return
 	}
 	q.commit(context.WithoutCancel(ctx), batch)
-	if q.enqueues.havePending() {
+	if q.enqueues.more() {
 		go q.flush(context.WithoutCancel(ctx))
-		return
 	}
-	q.enqueues.release()
 }
 
-func (g *groupCommit) havePending() bool {
+// more reports whether requests gathered while a batch was on its way, and
+// when none did, gives the flusher's slot back in the same locked step: a
+// request arriving in between checking and giving back would find no free
+// slot, and then nobody would send it.
+func (g *groupCommit) more() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.pending) > 0
-}
-
-func (g *groupCommit) release() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	if len(g.pending) > 0 {
+		return true
+	}
 	g.inFlight--
+	return false
 }
 
 func (q *Queue) commit(ctx context.Context, batch []*enqueueRequest) {

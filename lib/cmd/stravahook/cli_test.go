@@ -357,7 +357,7 @@ func TestSubscriptionCreateNotVerifiableSaysWhy(t *testing.T) {
 	c := newCLI(t)
 	c.strava.validateURL = func(string) error { return fmt.Errorf("GET did not answer 200") }
 	code, _, stderr := c.run("subscription", "create", "-callback-url", "https://down.example/api/activity_update")
-	if code != 1 || !strings.Contains(stderr, "could not verify") || !strings.Contains(stderr, "deployment must be up") || !strings.Contains(stderr, "not verifiable") {
+	if code != 1 || !strings.Contains(stderr, "not verified by Strava") || !strings.Contains(stderr, "deployment must be up") || !strings.Contains(stderr, "not verifiable") {
 		t.Fatalf("= %d %q", code, stderr)
 	}
 	if strings.Contains(stderr, "verify-abc") || strings.Contains(stderr, "client-secret-xyz") {

@@ -67,7 +67,7 @@ func subscriptionCreateCommand() command {
 					}
 					return errors.New(msg)
 				case hasCode(err, "not verifiable") || hasCode(err, "does not return 200"):
-					return fmt.Errorf("Strava could not verify %s (%w): the deployment must be up and answer Strava's GET there, with STRAVA_VERIFY_TOKEN set to the same value on both sides; try `curl '%s?hub.mode=subscribe&hub.verify_token=<token>&hub.challenge=x'`", *callback, err, *callback)
+					return fmt.Errorf("the callback was not verified by Strava: %s (%w): the deployment must be up and answer Strava's GET there, with STRAVA_VERIFY_TOKEN set to the same value on both sides; try `curl '%s?hub.mode=subscribe&hub.verify_token=<token>&hub.challenge=x'`", *callback, err, *callback)
 				default:
 					return fmt.Errorf("create the subscription: %w", err)
 				}

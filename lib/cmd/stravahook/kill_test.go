@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stravahook/stravahook/lib/queue"
+	"github.com/stravahook/stravahook/lib/store"
+	"github.com/stravahook/stravahook/lib/strava"
+)
+
+// stravaThatHangs serves GET /api/v3/activities/{id} with Strava's
+// DetailedActivity and, while hanging is on, never answers for the ids in
+// hangIDs: the drain is then caught in the middle of its calls.
+type stravaThatHangs struct {
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	hanging  bool
+	hangIDs  map[int64]bool
+	gets     map[int64]int // every GET, answered or not
+	answered int           // GETs answered 200
+	hung     int           // GETs held right now
+	released chan struct{} // closed when the test ends: no handler outlives it
+}
+
+func newStravaThatHangs(t *testing.T, hangIDs map[int64]bool) *stravaThatHangs {
+	s := &stravaThatHangs{hanging: true, hangIDs: hangIDs, gets: map[int64]int{}, released: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v3/activities/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if err != nil {
+			stravaError(w, 404, `{"message":"Resource Not Found","errors":[{"resource":"Activity","field":"id","code":"not found"}]}`)
+			return
+		}
+		s.mu.Lock()
+		s.gets[id]++
+		// The drain makes one call until the first answer tells it the rate
+		// limit: only hang once something was answered.
+		hang := s.hanging && s.hangIDs[id] && s.answered > 0
+		if hang {
+			s.hung++
+		}
+		s.mu.Unlock()
+		if hang {
+			select {
+			case <-r.Context().Done(): // the drain died or gave up
+			case <-s.released:
+			}
+			s.mu.Lock()
+			s.hung--
+			s.mu.Unlock()
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer access-1" {
+			stravaError(w, 401, `{"message":"Authorization Error","errors":[{"resource":"Athlete","field":"access_token","code":"invalid"}]}`)
+			return
+		}
+		s.mu.Lock()
+		s.answered++
+		s.mu.Unlock()
+		writeJSONBody(w, 200, fmt.Sprintf(`{"id":%d,"resource_state":3,"athlete":{"id":134815,"resource_state":1},"name":"Ride %d","distance":28099.0,"moving_time":4207,"elapsed_time":4410,"total_elevation_gain":516.0,"type":"Ride","sport_type":"MountainBikeRide","start_date":"2026-11-26T12:00:00Z","start_date_local":"2026-11-26T04:00:00Z","timezone":"(GMT-08:00) America/Los_Angeles","trainer":false,"commute":false,"manual":false,"private":false,"average_speed":6.679,"max_speed":18.5,"segment_efforts":[],"laps":[]}`, id, id))
+	})
+	s.srv = httptest.NewServer(mux)
+	t.Cleanup(func() {
+		close(s.released)
+		s.srv.Close()
+	})
+	return s
+}
+
+func (s *stravaThatHangs) state() (answered, hung int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.answered, s.hung
+}
+
+func (s *stravaThatHangs) totalGets() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	total := 0
+	for _, n := range s.gets {
+		total += n
+	}
+	return total
+}
+
+func (s *stravaThatHangs) stopHanging() {
+	s.mu.Lock()
+	s.hanging = false
+	s.mu.Unlock()
+}
+
+// buildCLI builds the stravahook binary from this package.
+func buildCLI(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "stravahook")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// waitFor polls cond until it holds; giving up after a generous bound is a
+// failure of the scenario, not a timing assertion.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A drain killed halfway (SIGKILL: no deferred code, no acks) loses
+// nothing, and the next drain finishes the work: every activity kept
+// exactly once, the queue empty, no activity fetched more than twice.
+func TestDrainKilledHalfwayLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs it as a child process")
+	}
+	const (
+		n       = 30
+		athlete = 134815
+		firstID = 17000000000 // above 32 bits, as Strava's ids are
+	)
+	bin := buildCLI(t)
+	c := newCLI(t)
+	hangIDs := map[int64]bool{}
+	for i := range n {
+		if i%3 == 2 {
+			hangIDs[firstID+int64(i)] = true
+		}
+	}
+	fake := newStravaThatHangs(t, hangIDs)
+	c.env["STRAVA_BASE_URL"] = fake.srv.URL
+
+	ctx := context.Background()
+	st := c.store()
+	if err := st.SaveAthlete(ctx, store.Athlete{ID: athlete, Name: "Jane Doe", AccessToken: "access-1", RefreshToken: "refresh-1",
+		ExpiresAt: time.Now().Add(6 * time.Hour), Scope: "read,activity:read_all"}); err != nil {
+		t.Fatal(err)
+	}
+	q := queue.New(c.redis.Client, c.redis.Prefix+"queue:")
+	events := make([]strava.Event, n)
+	for i := range events {
+		// As the intake queues them (lib/webhook): id = Key(), payload = the event's JSON.
+		ev := strava.Event{ObjectType: strava.ObjectActivity, ObjectID: firstID + int64(i), AspectType: strava.AspectCreate,
+			OwnerID: athlete, SubscriptionID: 120475, EventTime: time.Now().Unix()}
+		payload, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if added, err := q.Enqueue(ctx, ev.Key(), payload); err != nil || !added {
+			t.Fatalf("Enqueue(%s) = %v, %v", ev.Key(), added, err)
+		}
+		events[i] = ev
+	}
+
+	// The first drain, as its own process.
+	cmd := exec.Command(bin, "process", "-budget", "30s")
+	cmd.Env = os.Environ()
+	for k, v := range c.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var childOut, childErr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &childOut, &childErr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	// Halfway: every call made, those answered kept, the others hanging.
+	keptCount := func() int {
+		acts, err := st.Activities(ctx, athlete, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(acts)
+	}
+	waitFor(t, "the drain to be halfway", func() bool {
+		answered, hung := fake.state()
+		return hung > 0 && answered+hung == n && keptCount() == answered
+	})
+	keptBeforeKill := keptCount()
+	if err := cmd.Process.Signal(os.Kill); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-exited; err == nil {
+		t.Fatalf("the killed drain exited 0\nstdout: %s\nstderr: %s", childOut.String(), childErr.String())
+	}
+	if childOut.Len() != 0 {
+		t.Fatalf("the killed drain printed a summary: %s", childOut.String())
+	}
+	t.Logf("killed with %d kept, %d hanging", keptBeforeKill, n-keptBeforeKill)
+
+	// Nothing lost: every event is still queued, or its activity is kept.
+	// (Acks are sent per claimed batch, once all of it is worked off, so
+	// here every event should still be queued, its lease running.)
+	stats, err := q.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Dead != 0 {
+		t.Fatalf("after the kill: %+v, want nothing dead", stats)
+	}
+	pendingKey := c.redis.Prefix + "queue:pending"
+	queued := map[string]bool{}
+	members, err := c.redis.Client.Do(ctx, c.redis.Client.B().Zrange().Key(pendingKey).Min("0").Max("-1").Build()).AsStrSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		queued[m] = true
+	}
+	if int64(len(queued)) != stats.Ready+stats.Delayed {
+		t.Fatalf("pending holds %d, stats say %+v", len(queued), stats)
+	}
+	for _, ev := range events {
+		if queued[ev.Key()] {
+			continue
+		}
+		if _, err := st.Activity(ctx, ev.ObjectID); err != nil {
+			t.Errorf("event %s left the queue, yet activity %d is not kept: %v", ev.Key(), ev.ObjectID, err)
+		}
+	}
+	t.Logf("after the kill: %d queued (%d ready, %d delayed, %d leased), %d kept",
+		len(queued), stats.Ready, stats.Delayed, stats.Leased, keptBeforeKill)
+
+	// While the dead drain's lease runs, another drain leaves its events
+	// alone and calls Strava for nothing.
+	getsBefore := fake.totalGets()
+	code, out, stderr := c.run("process", "-budget", "2s")
+	if code != 0 || !bytes.Contains([]byte(out), []byte(`"claimed":0`)) || fake.totalGets() != getsBefore {
+		t.Fatalf("drain during the lease: exit %d, %s %s; %d Strava calls", code, out, stderr, fake.totalGets()-getsBefore)
+	}
+
+	// The lease (processor.DefaultLease, 2 min) is scored with the drain's
+	// wall clock, so neither waiting nor miniredis's FastForward ends it in
+	// a test: score the leased events 0, which is what the lease ending
+	// amounts to (their score falls into the past and they are ready).
+	for _, m := range members {
+		if err := c.redis.Client.Do(ctx, c.redis.Client.B().Zadd().Key(pendingKey).Xx().ScoreMember().ScoreMember(0, m).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The next drain, in process, with Strava answering everything.
+	fake.stopHanging()
+	code, out, stderr = c.run("process", "-budget", "30s")
+	if code != 0 {
+		t.Fatalf("second drain: exit %d\nstdout: %s\nstderr: %s", code, out, stderr)
+	}
+	var sum struct{ Claimed, Kept, Retried, Dead, Remaining int }
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("summary %q: %v", out, err)
+	}
+	if sum.Claimed != len(queued) || sum.Retried != 0 || sum.Dead != 0 || sum.Remaining != 0 {
+		t.Errorf("second drain summary = %s; want %d claimed, none retried or dead, 0 remaining", out, len(queued))
+	}
+
+	acts, err := st.Activities(ctx, athlete, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[int64]int{}
+	for _, a := range acts {
+		ids[a.ID]++
+	}
+	for _, ev := range events {
+		if ids[ev.ObjectID] != 1 {
+			t.Errorf("activity %d kept %d times, want 1", ev.ObjectID, ids[ev.ObjectID])
+		}
+	}
+	if len(acts) != n || len(ids) != n {
+		t.Errorf("%d activities kept (%d distinct), want %d", len(acts), len(ids), n)
+	}
+	if s, err := q.Stats(ctx); err != nil || s.Ready != 0 || s.Delayed != 0 || s.Dead != 0 || s.Leased != 0 {
+		t.Errorf("queue after the second drain = %+v, %v; want empty", s, err)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	for _, ev := range events {
+		if got := fake.gets[ev.ObjectID]; got < 1 || got > 2 {
+			t.Errorf("activity %d fetched %d times, want 1 or 2", ev.ObjectID, got)
+		}
+	}
+}
