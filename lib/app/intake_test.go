@@ -401,8 +401,8 @@ func TestRedisDownIs503AndNothingIsAcknowledgedUnstored(t *testing.T) {
 	if acked != 0 {
 		t.Fatalf("%d events acknowledged while Redis was down", acked)
 	}
-	if s, _ := direct.Stats(context.Background()); s.Ready != 1 {
-		t.Fatalf("ready = %d, want only the event from before the cut", s.Ready)
+	if s, err := direct.Stats(context.Background()); err != nil || s.Ready != 1 {
+		t.Fatalf("ready = %d (%v), want only the event from before the cut; keys %v", s.Ready, err, r.Keys(t))
 	}
 	if !strings.Contains(in.logs.String(), `"status":503`) {
 		t.Fatal("no log line for the 503")

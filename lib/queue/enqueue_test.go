@@ -430,6 +430,7 @@ func setupStalled(t *testing.T) (*queue.Queue, *stallProxy, *rdbtest.Redis, *clo
 type stallProxy struct {
 	ln      net.Listener
 	target  string
+	db      string // REDIS_URL's database, see rdbtest.DBPath
 	mu      sync.Mutex
 	cond    *sync.Cond
 	stalled bool
@@ -444,7 +445,7 @@ func newStallProxy(t *testing.T, target string) *stallProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &stallProxy{ln: ln, target: target}
+	p := &stallProxy{ln: ln, target: target, db: rdbtest.DBPath(t, target)}
 	p.cond = sync.NewCond(&p.mu)
 	go p.serve()
 	t.Cleanup(func() {
@@ -460,7 +461,7 @@ func newStallProxy(t *testing.T, target string) *stallProxy {
 	return p
 }
 
-func (p *stallProxy) URL() string { return "redis://" + p.ln.Addr().String() }
+func (p *stallProxy) URL() string { return "redis://" + p.ln.Addr().String() + p.db }
 
 // Stall holds back every write to Redis from now on.
 func (p *stallProxy) Stall() { p.mu.Lock(); p.stalled = true; p.mu.Unlock() }

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"sync"
 	"testing"
@@ -112,6 +113,7 @@ func randomHex(n int) string {
 type Proxy struct {
 	ln     net.Listener
 	target string
+	db     string // "/14" when the target is REDIS_URL's server with a database
 	mu     sync.Mutex
 	down   bool
 	conns  []net.Conn
@@ -124,14 +126,14 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatalf("proxy listen: %v", err)
 	}
-	p := &Proxy{ln: ln, target: target}
+	p := &Proxy{ln: ln, target: target, db: DBPath(t, target)}
 	go p.serve()
 	t.Cleanup(func() { ln.Close(); p.Cut() })
 	return p
 }
 
 // URL is the redis:// URL that reaches the target through the proxy.
-func (p *Proxy) URL() string { return "redis://" + p.ln.Addr().String() }
+func (p *Proxy) URL() string { return "redis://" + p.ln.Addr().String() + p.db }
 
 // Cut closes every relayed connection and refuses new ones until Restore.
 func (p *Proxy) Cut() {
@@ -180,6 +182,21 @@ func relay(dst, src net.Conn) {
 	_, _ = io.Copy(dst, src)
 	dst.Close()
 	src.Close()
+}
+
+// DBPath is REDIS_URL's database ("/14") when target is REDIS_URL's server,
+// else "". A proxy's URL must carry it: CI runs the suite on a database of
+// its own, and a URL without it would reach database 0.
+func DBPath(t testing.TB, target string) string {
+	t.Helper()
+	env := os.Getenv("REDIS_URL")
+	if env == "" || HostPort(t, env) != target {
+		return ""
+	}
+	if u, err := url.Parse(env); err == nil && u.Path != "/" {
+		return u.Path
+	}
+	return ""
 }
 
 // HostPort is the address of a redis:// URL, for NewProxy.
