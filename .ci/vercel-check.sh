@@ -50,6 +50,7 @@ rm -rf .vercel
 echo "== vercel dev --local answers the validation GET"
 port=${VERCEL_DEV_PORT:-3999}
 export STRAVA_VERIFY_TOKEN=ci-verify-token REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/13} STRAVAHOOK_REDIS_PREFIX=ci-vercel-dev:
+export STRAVA_CLIENT_ID=4242 STRAVA_CLIENT_SECRET=ci-client-secret
 set -m
 "$vercel" dev --local --listen "$port" --yes >/tmp/stravahook-vercel-dev.log 2>&1 &
 dev_pid=$!
@@ -66,3 +67,18 @@ if [ "$body" != '{"hub.challenge":"ci-challenge-42"}' ]; then
   echo "vercel dev did not answer the validation GET (got: $body)"; exit 1
 fi
 echo "vercel dev answered: $body"
+
+echo "== vercel dev --local redirects /api/connect to Strava's authorize page"
+headers=$(curl -s --max-time 20 -o /dev/null -D - "http://127.0.0.1:$port/api/connect" | tr -d '\r')
+status=$(printf '%s\n' "$headers" | head -1 | awk '{print $2}')
+location=$(printf '%s\n' "$headers" | awk -F': ' 'tolower($1) == "location" { print $2 }')
+echo "status $status, Location: $location"
+case "$location" in
+  https://www.strava.com/oauth/authorize\?*client_id=4242*) ;;
+  *) echo "unexpected redirect"; exit 1 ;;
+esac
+case "$location" in
+  *redirect_uri=http%3A%2F%2F127.0.0.1%3A$port%2Fapi%2Fconnect_callback*) ;;
+  *) echo "redirect_uri is not this server's /api/connect_callback"; exit 1 ;;
+esac
+[ "$status" = 302 ] || { echo "want 302"; exit 1; }
