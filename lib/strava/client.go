@@ -68,7 +68,12 @@ func NewClient(opts Options) *Client {
 		userAgent:    opts.UserAgent,
 	}
 	if c.httpClient == nil {
-		c.httpClient = &http.Client{Timeout: DefaultTimeout}
+		// A drain runs many calls to one host at once; Go's default keeps
+		// only 2 idle connections per host, so most calls would pay a new
+		// TLS handshake.
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.MaxIdleConnsPerHost = 32
+		c.httpClient = &http.Client{Timeout: DefaultTimeout, Transport: transport}
 	}
 	if c.userAgent == "" {
 		c.userAgent = DefaultUserAgent
