@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/app"
 	"github.com/stravahook/stravahook/lib/store"
 )
 
@@ -28,32 +29,29 @@ func athleteAddCommand() command {
 				if strings.TrimSpace(*refreshToken) == "" {
 					return &usageError{msg: "-refresh-token is required"}
 				}
-				a, closeRedis, err := openApp(ctx, e)
-				if err != nil {
-					return err
-				}
-				defer closeRedis()
-				if err := a.Config().NeedStravaApp(); err != nil {
-					return err
-				}
-				tok, err := a.Strava.RefreshToken(ctx, strings.TrimSpace(*refreshToken))
-				if err != nil {
-					return fmt.Errorf("refresh the token with Strava: %w", err)
-				}
-				who, _, err := a.Strava.GetAuthenticatedAthlete(ctx, tok.AccessToken)
-				if err != nil {
-					return fmt.Errorf("ask Strava whose token it is: %w", err)
-				}
-				athlete := store.Athlete{
-					ID: who.ID, Name: who.Name(),
-					AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, ExpiresAt: tok.ExpiresAt,
-					Scope: *scope, ConnectedAt: time.Now(),
-				}
-				if err := a.Store.SaveAthlete(ctx, athlete); err != nil {
-					return err
-				}
-				fmt.Fprintf(e.stdout, "added %s; access token valid until %s\n", athlete, tok.ExpiresAt.UTC().Format(time.RFC3339))
-				return nil
+				return withApp(ctx, e, func(a *app.App) error {
+					if err := a.Config().NeedStravaApp(); err != nil {
+						return err
+					}
+					tok, err := a.Strava.RefreshToken(ctx, strings.TrimSpace(*refreshToken))
+					if err != nil {
+						return fmt.Errorf("refresh the token with Strava: %w", err)
+					}
+					who, _, err := a.Strava.GetAuthenticatedAthlete(ctx, tok.AccessToken)
+					if err != nil {
+						return fmt.Errorf("ask Strava whose token it is: %w", err)
+					}
+					athlete := store.Athlete{
+						ID: who.ID, Name: who.Name(),
+						AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, ExpiresAt: tok.ExpiresAt,
+						Scope: *scope, ConnectedAt: time.Now(),
+					}
+					if err := a.Store.SaveAthlete(ctx, athlete); err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "added %s; access token valid until %s\n", athlete, tok.ExpiresAt.UTC().Format(time.RFC3339))
+					return nil
+				})
 			}
 		},
 	}
@@ -69,38 +67,35 @@ func athleteListCommand() command {
 				if err := noArgs(args); err != nil {
 					return err
 				}
-				a, closeRedis, err := openApp(ctx, e)
-				if err != nil {
-					return err
-				}
-				defer closeRedis()
-				athletes, err := a.Store.Athletes(ctx)
-				if err != nil {
-					return err
-				}
-				if *asJSON {
-					enc := json.NewEncoder(e.stdout)
-					for _, at := range athletes {
-						if err := enc.Encode(map[string]any{
-							"id": at.ID, "name": at.Name, "scope": at.Scope,
-							"token_expires_at": at.ExpiresAt.UTC(), "connected_at": at.ConnectedAt.UTC(),
-						}); err != nil {
-							return err
-						}
+				return withApp(ctx, e, func(a *app.App) error {
+					athletes, err := a.Store.Athletes(ctx)
+					if err != nil {
+						return err
 					}
-					return nil
-				}
-				if len(athletes) == 0 {
-					fmt.Fprintln(e.stdout, "no athletes connected: send them to /api/connect, or use `stravahook athlete add -refresh-token T`")
-					return nil
-				}
-				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tNAME\tSCOPE\tTOKEN EXPIRES\tCONNECTED")
-				for _, at := range athletes {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", at.ID, orDash(at.Name), orDash(at.Scope),
-						at.ExpiresAt.UTC().Format(time.RFC3339), at.ConnectedAt.UTC().Format(time.RFC3339))
-				}
-				return tw.Flush()
+					if *asJSON {
+						enc := json.NewEncoder(e.stdout)
+						for _, at := range athletes {
+							if err := enc.Encode(map[string]any{
+								"id": at.ID, "name": at.Name, "scope": at.Scope,
+								"token_expires_at": at.ExpiresAt.UTC(), "connected_at": at.ConnectedAt.UTC(),
+							}); err != nil {
+								return err
+							}
+						}
+						return nil
+					}
+					if len(athletes) == 0 {
+						fmt.Fprintln(e.stdout, "no athletes connected: send them to /api/connect, or use `stravahook athlete add -refresh-token T`")
+						return nil
+					}
+					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "ID\tNAME\tSCOPE\tTOKEN EXPIRES\tCONNECTED")
+					for _, at := range athletes {
+						fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", at.ID, orDash(at.Name), orDash(at.Scope),
+							at.ExpiresAt.UTC().Format(time.RFC3339), at.ConnectedAt.UTC().Format(time.RFC3339))
+					}
+					return tw.Flush()
+				})
 			}
 		},
 	}
@@ -117,20 +112,17 @@ func athleteRemoveCommand() command {
 				if err != nil {
 					return err
 				}
-				a, closeRedis, err := openApp(ctx, e)
-				if err != nil {
-					return err
-				}
-				defer closeRedis()
-				if _, err := a.Store.Athlete(ctx, id); errors.Is(err, store.ErrNotFound) {
-					return fmt.Errorf("athlete %d is not connected", id)
-				}
-				n, err := a.Store.RemoveAthlete(ctx, id)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(e.stdout, "removed athlete %d and %d kept activities\n", id, n)
-				return nil
+				return withApp(ctx, e, func(a *app.App) error {
+					if _, err := a.Store.Athlete(ctx, id); errors.Is(err, store.ErrNotFound) {
+						return fmt.Errorf("athlete %d is not connected", id)
+					}
+					n, err := a.Store.RemoveAthlete(ctx, id)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "removed athlete %d and %d kept activities\n", id, n)
+					return nil
+				})
 			}
 		},
 	}
@@ -151,35 +143,32 @@ func activitiesListCommand() command {
 				if *athleteID <= 0 {
 					return &usageError{msg: "-athlete ID is required (a positive integer)"}
 				}
-				a, closeRedis, err := openApp(ctx, e)
-				if err != nil {
-					return err
-				}
-				defer closeRedis()
-				acts, err := a.Store.Activities(ctx, *athleteID, *limit)
-				if err != nil {
-					return err
-				}
-				if *asJSON {
-					enc := json.NewEncoder(e.stdout)
-					for _, act := range acts {
-						if err := enc.Encode(act); err != nil {
-							return err
-						}
+				return withApp(ctx, e, func(a *app.App) error {
+					acts, err := a.Store.Activities(ctx, *athleteID, *limit)
+					if err != nil {
+						return err
 					}
-					return nil
-				}
-				if len(acts) == 0 {
-					fmt.Fprintf(e.stdout, "no activities kept for athlete %d\n", *athleteID)
-					return nil
-				}
-				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "START (UTC)\tID\tTYPE\tDISTANCE\tMOVING\tNAME")
-				for _, act := range acts {
-					fmt.Fprintf(tw, "%s\t%d\t%s\t%.2f km\t%s\t%s\n", act.StartDate.UTC().Format("2006-01-02 15:04"), act.ID,
-						orDash(act.SportType, act.Type), act.Distance/1000, time.Duration(act.MovingTime)*time.Second, act.Name)
-				}
-				return tw.Flush()
+					if *asJSON {
+						enc := json.NewEncoder(e.stdout)
+						for _, act := range acts {
+							if err := enc.Encode(act); err != nil {
+								return err
+							}
+						}
+						return nil
+					}
+					if len(acts) == 0 {
+						fmt.Fprintf(e.stdout, "no activities kept for athlete %d\n", *athleteID)
+						return nil
+					}
+					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "START (UTC)\tID\tTYPE\tDISTANCE\tMOVING\tNAME")
+					for _, act := range acts {
+						fmt.Fprintf(tw, "%s\t%d\t%s\t%.2f km\t%s\t%s\n", act.StartDate.UTC().Format("2006-01-02 15:04"), act.ID,
+							orDash(act.SportType, act.Type), act.Distance/1000, time.Duration(act.MovingTime)*time.Second, act.Name)
+					}
+					return tw.Flush()
+				})
 			}
 		},
 	}

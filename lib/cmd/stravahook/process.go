@@ -21,16 +21,13 @@ func processCommand() command {
 				if *budget <= 0 {
 					return &usageError{msg: "-budget must be positive, e.g. 8s"}
 				}
-				a, closeRedis, err := openApp(ctx, e)
-				if err != nil {
-					return err
-				}
-				defer closeRedis()
-				sum, err := a.Drain(ctx, *budget)
-				if err != nil {
-					return err
-				}
-				return json.NewEncoder(e.stdout).Encode(sum)
+				return withApp(ctx, e, func(a *app.App) error {
+					sum, err := a.Drain(ctx, *budget)
+					if err != nil {
+						return err
+					}
+					return json.NewEncoder(e.stdout).Encode(sum)
+				})
 			}
 		},
 	}

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/stravahook/stravahook/lib/app"
 )
 
 func queueStatusCommand() command {
@@ -18,45 +20,42 @@ func queueStatusCommand() command {
 				if err := noArgs(args); err != nil {
 					return err
 				}
-				a, closeRedis, err := openApp(ctx, e)
-				if err != nil {
-					return err
-				}
-				defer closeRedis()
-				s, err := a.Queue.Stats(ctx)
-				if err != nil {
-					return err
-				}
-				dead, err := a.Queue.Dead(ctx, 5)
-				if err != nil {
-					return err
-				}
-				if *asJSON {
-					out := struct {
-						Ready              int64   `json:"ready"`
-						Delayed            int64   `json:"delayed"`
-						Leased             int64   `json:"leased"`
-						Dead               int64   `json:"dead"`
-						OldestReadySeconds float64 `json:"oldest_ready_seconds"`
-						RecentDead         any     `json:"recent_dead"`
-					}{s.Ready, s.Delayed, s.Leased, s.Dead, s.OldestReadySeconds, dead}
-					if out.RecentDead == nil || len(dead) == 0 {
-						out.RecentDead = []any{}
+				return withApp(ctx, e, func(a *app.App) error {
+					s, err := a.Queue.Stats(ctx)
+					if err != nil {
+						return err
 					}
-					return json.NewEncoder(e.stdout).Encode(out)
-				}
-				fmt.Fprintf(e.stdout, "ready:   %d", s.Ready)
-				if s.Ready > 0 {
-					fmt.Fprintf(e.stdout, " (oldest ready for %s)", s.OldestReady.Round(time.Second))
-				}
-				fmt.Fprintf(e.stdout, "\ndelayed: %d (leased by a drain: %d)\ndead:    %d\n", s.Delayed, s.Leased, s.Dead)
-				for _, d := range dead {
-					fmt.Fprintf(e.stdout, "  dead %s after %d attempts at %s: %s\n", d.ID, d.Attempts, d.DiedAt.UTC().Format(time.RFC3339), d.Error)
-				}
-				if s.Dead > 0 {
-					fmt.Fprintln(e.stdout, "`stravahook queue redrive` moves dead events back to ready.")
-				}
-				return nil
+					dead, err := a.Queue.Dead(ctx, 5)
+					if err != nil {
+						return err
+					}
+					if *asJSON {
+						out := struct {
+							Ready              int64   `json:"ready"`
+							Delayed            int64   `json:"delayed"`
+							Leased             int64   `json:"leased"`
+							Dead               int64   `json:"dead"`
+							OldestReadySeconds float64 `json:"oldest_ready_seconds"`
+							RecentDead         any     `json:"recent_dead"`
+						}{s.Ready, s.Delayed, s.Leased, s.Dead, s.OldestReadySeconds, dead}
+						if out.RecentDead == nil || len(dead) == 0 {
+							out.RecentDead = []any{}
+						}
+						return json.NewEncoder(e.stdout).Encode(out)
+					}
+					fmt.Fprintf(e.stdout, "ready:   %d", s.Ready)
+					if s.Ready > 0 {
+						fmt.Fprintf(e.stdout, " (oldest ready for %s)", s.OldestReady.Round(time.Second))
+					}
+					fmt.Fprintf(e.stdout, "\ndelayed: %d (leased by a drain: %d)\ndead:    %d\n", s.Delayed, s.Leased, s.Dead)
+					for _, d := range dead {
+						fmt.Fprintf(e.stdout, "  dead %s after %d attempts at %s: %s\n", d.ID, d.Attempts, d.DiedAt.UTC().Format(time.RFC3339), d.Error)
+					}
+					if s.Dead > 0 {
+						fmt.Fprintln(e.stdout, "`stravahook queue redrive` moves dead events back to ready.")
+					}
+					return nil
+				})
 			}
 		},
 	}
@@ -71,17 +70,14 @@ func queueRedriveCommand() command {
 				if err := noArgs(args); err != nil {
 					return err
 				}
-				a, closeRedis, err := openApp(ctx, e)
-				if err != nil {
-					return err
-				}
-				defer closeRedis()
-				n, err := a.Queue.Redrive(ctx)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(e.stdout, "moved %d dead events back to ready\n", n)
-				return nil
+				return withApp(ctx, e, func(a *app.App) error {
+					n, err := a.Queue.Redrive(ctx)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "moved %d dead events back to ready\n", n)
+					return nil
+				})
 			}
 		},
 	}

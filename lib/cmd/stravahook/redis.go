@@ -11,19 +11,20 @@ import (
 
 var errNeedRedis = errors.New("REDIS_URL (or KV_URL) is not set: point it at the Redis that stravahook uses (the URL `stravahook serve` printed, or your Upstash rediss:// URL)")
 
-// openApp connects to the configured Redis and wires the App, for every
-// command but serve. The returned func closes the connection.
-func openApp(ctx context.Context, e env) (*app.App, func(), error) {
+// withApp connects to the configured Redis, wires the App, runs do with it
+// and closes the connection: the frame of every command but serve.
+func withApp(ctx context.Context, e env, do func(a *app.App) error) error {
 	cfg, err := app.LoadConfig(e.getenv)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	if cfg.RedisURL == "" {
-		return nil, nil, errNeedRedis
+		return errNeedRedis
 	}
 	client, err := rdb.Connect(ctx, cfg.RedisURL)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	return app.New(cfg, client, slog.New(slog.NewJSONHandler(e.stderr, nil))), client.Close, nil
+	defer client.Close()
+	return do(app.New(cfg, client, slog.New(slog.NewJSONHandler(e.stderr, nil))))
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/app"
 	"github.com/stravahook/stravahook/lib/strava"
 )
 
@@ -39,44 +40,41 @@ func subscriptionCreateCommand() command {
 				if *callback == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 					return &usageError{msg: "-callback-url must be an http(s) URL, e.g. https://your-app.vercel.app/api/activity_update"}
 				}
-				a, closeRedis, err := openApp(ctx, e)
-				if err != nil {
-					return err
-				}
-				defer closeRedis()
-				cfg := a.Config()
-				if err := cfg.NeedStravaApp(); err != nil {
-					return err
-				}
-				if cfg.VerifyToken == "" {
-					return errors.New("STRAVA_VERIFY_TOKEN is not set: set it here and on the deployment to the same value")
-				}
-				// Strava verifies the callback before it answers; its
-				// deadline is its own, ours only guards against a hang.
-				callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				defer cancel()
-				sub, err := a.Strava.CreateSubscription(callCtx, *callback, cfg.VerifyToken)
-				switch {
-				case err == nil:
-				case hasCode(err, "already exists"):
-					msg := "Strava allows one subscription per application and one already exists"
-					if subs, lerr := a.Strava.ListSubscriptions(ctx); lerr == nil && len(subs) > 0 {
-						msg += fmt.Sprintf(": subscription %d (callback %s); delete it first with `stravahook subscription delete -id %d`", subs[0].ID, subs[0].CallbackURL, subs[0].ID)
-					} else {
-						msg += "; see it with `stravahook subscription view` and delete it with `stravahook subscription delete`"
+				return withApp(ctx, e, func(a *app.App) error {
+					cfg := a.Config()
+					if err := cfg.NeedStravaApp(); err != nil {
+						return err
 					}
-					return errors.New(msg)
-				case hasCode(err, "not verifiable") || hasCode(err, "does not return 200"):
-					return fmt.Errorf("the callback was not verified by Strava: %s (%w): the deployment must be up and answer Strava's GET there, with STRAVA_VERIFY_TOKEN set to the same value on both sides; try `curl '%s?hub.mode=subscribe&hub.verify_token=<token>&hub.challenge=x'`", *callback, err, *callback)
-				default:
-					return fmt.Errorf("create the subscription: %w", err)
-				}
-				if err := a.Store.SetSubscriptionID(ctx, sub.ID); err != nil {
-					return fmt.Errorf("subscription %d was created, but remembering its id failed: %w", sub.ID, err)
-				}
-				fmt.Fprintf(e.stdout, "created subscription %d for %s\n", sub.ID, *callback)
-				fmt.Fprintf(e.stdout, "events for other subscriptions are now refused; STRAVA_SUBSCRIPTION_ID=%d pins it without Redis\n", sub.ID)
-				return nil
+					if cfg.VerifyToken == "" {
+						return errors.New("STRAVA_VERIFY_TOKEN is not set: set it here and on the deployment to the same value")
+					}
+					// Strava verifies the callback before it answers; its
+					// deadline is its own, ours only guards against a hang.
+					callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+					defer cancel()
+					sub, err := a.Strava.CreateSubscription(callCtx, *callback, cfg.VerifyToken)
+					switch {
+					case err == nil:
+					case hasCode(err, "already exists"):
+						msg := "Strava allows one subscription per application and one already exists"
+						if subs, lerr := a.Strava.ListSubscriptions(ctx); lerr == nil && len(subs) > 0 {
+							msg += fmt.Sprintf(": subscription %d (callback %s); delete it first with `stravahook subscription delete -id %d`", subs[0].ID, subs[0].CallbackURL, subs[0].ID)
+						} else {
+							msg += "; see it with `stravahook subscription view` and delete it with `stravahook subscription delete`"
+						}
+						return errors.New(msg)
+					case hasCode(err, "not verifiable") || hasCode(err, "does not return 200"):
+						return fmt.Errorf("the callback was not verified by Strava: %s (%w): the deployment must be up and answer Strava's GET there, with STRAVA_VERIFY_TOKEN set to the same value on both sides; try `curl '%s?hub.mode=subscribe&hub.verify_token=<token>&hub.challenge=x'`", *callback, err, *callback)
+					default:
+						return fmt.Errorf("create the subscription: %w", err)
+					}
+					if err := a.Store.SetSubscriptionID(ctx, sub.ID); err != nil {
+						return fmt.Errorf("subscription %d was created, but remembering its id failed: %w", sub.ID, err)
+					}
+					fmt.Fprintf(e.stdout, "created subscription %d for %s\n", sub.ID, *callback)
+					fmt.Fprintf(e.stdout, "events for other subscriptions are now refused; STRAVA_SUBSCRIPTION_ID=%d pins it without Redis\n", sub.ID)
+					return nil
+				})
 			}
 		},
 	}
@@ -91,26 +89,23 @@ func subscriptionViewCommand() command {
 				if err := noArgs(args); err != nil {
 					return err
 				}
-				a, closeRedis, err := openApp(ctx, e)
-				if err != nil {
-					return err
-				}
-				defer closeRedis()
-				if err := a.Config().NeedStravaApp(); err != nil {
-					return err
-				}
-				subs, err := a.Strava.ListSubscriptions(ctx)
-				if err != nil {
-					return fmt.Errorf("list subscriptions: %w", err)
-				}
-				if len(subs) == 0 {
-					fmt.Fprintln(e.stdout, "no subscription: create one with `stravahook subscription create -callback-url URL`")
+				return withApp(ctx, e, func(a *app.App) error {
+					if err := a.Config().NeedStravaApp(); err != nil {
+						return err
+					}
+					subs, err := a.Strava.ListSubscriptions(ctx)
+					if err != nil {
+						return fmt.Errorf("list subscriptions: %w", err)
+					}
+					if len(subs) == 0 {
+						fmt.Fprintln(e.stdout, "no subscription: create one with `stravahook subscription create -callback-url URL`")
+						return nil
+					}
+					for _, s := range subs {
+						fmt.Fprintf(e.stdout, "subscription %d\n  callback: %s\n  created:  %s\n", s.ID, s.CallbackURL, s.CreatedAt.UTC().Format(time.RFC3339))
+					}
 					return nil
-				}
-				for _, s := range subs {
-					fmt.Fprintf(e.stdout, "subscription %d\n  callback: %s\n  created:  %s\n", s.ID, s.CallbackURL, s.CreatedAt.UTC().Format(time.RFC3339))
-				}
-				return nil
+				})
 			}
 		},
 	}
@@ -129,35 +124,32 @@ func subscriptionDeleteCommand() command {
 				if *id < 0 {
 					return &usageError{msg: "-id must be a positive integer"}
 				}
-				a, closeRedis, err := openApp(ctx, e)
-				if err != nil {
-					return err
-				}
-				defer closeRedis()
-				if err := a.Config().NeedStravaApp(); err != nil {
-					return err
-				}
-				target := *id
-				if target == 0 {
-					subs, err := a.Strava.ListSubscriptions(ctx)
-					if err != nil {
-						return fmt.Errorf("list subscriptions: %w", err)
+				return withApp(ctx, e, func(a *app.App) error {
+					if err := a.Config().NeedStravaApp(); err != nil {
+						return err
 					}
-					if len(subs) == 0 {
-						return errors.New("no subscription to delete")
+					target := *id
+					if target == 0 {
+						subs, err := a.Strava.ListSubscriptions(ctx)
+						if err != nil {
+							return fmt.Errorf("list subscriptions: %w", err)
+						}
+						if len(subs) == 0 {
+							return errors.New("no subscription to delete")
+						}
+						target = subs[0].ID
 					}
-					target = subs[0].ID
-				}
-				if err := a.Strava.DeleteSubscription(ctx, target); err != nil {
-					return fmt.Errorf("delete subscription %d: %w", target, err)
-				}
-				if remembered, err := a.Store.SubscriptionID(ctx); err == nil && remembered == target {
-					if err := a.Store.ClearSubscriptionID(ctx); err != nil {
-						return fmt.Errorf("subscription %d deleted, but forgetting its id failed: %w", target, err)
+					if err := a.Strava.DeleteSubscription(ctx, target); err != nil {
+						return fmt.Errorf("delete subscription %d: %w", target, err)
 					}
-				}
-				fmt.Fprintf(e.stdout, "deleted subscription %d\n", target)
-				return nil
+					if remembered, err := a.Store.SubscriptionID(ctx); err == nil && remembered == target {
+						if err := a.Store.ClearSubscriptionID(ctx); err != nil {
+							return fmt.Errorf("subscription %d deleted, but forgetting its id failed: %w", target, err)
+						}
+					}
+					fmt.Fprintf(e.stdout, "deleted subscription %d\n", target)
+					return nil
+				})
 			}
 		},
 	}
