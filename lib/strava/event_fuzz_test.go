@@ -13,15 +13,7 @@ import (
 // events, and that an accepted event survives encoding and decoding again
 // unchanged (the queue stores events as JSON).
 func FuzzDecodeEvent(f *testing.F) {
-	files, err := filepath.Glob("testdata/events/*.json")
-	if err != nil || len(files) != 5 {
-		f.Fatalf("want the 5 Strava payloads in testdata/events, got %v (%v)", files, err)
-	}
-	for _, name := range files {
-		body, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, body := range stravaPayloads(f) {
 		f.Add(body)
 	}
 	f.Add([]byte(`{"object_type":"athlete","object_id":1,"aspect_type":"update","owner_id":1,"subscription_id":"7","event_time":1,"updates":{"authorized":false,"n":[1,{"a":null}]}}`))
@@ -73,4 +65,22 @@ func FuzzDecodeEvent(f *testing.F) {
 			t.Fatalf("round trip changed the key: %q != %q", again.Key(), ev.Key())
 		}
 	})
+}
+
+// stravaPayloads are the 5 documented event bodies in testdata/events.
+func stravaPayloads(tb testing.TB) [][]byte {
+	tb.Helper()
+	files, err := filepath.Glob("testdata/events/*.json")
+	if err != nil || len(files) != 5 {
+		tb.Fatalf("want the 5 Strava payloads in testdata/events, got %v (%v)", files, err)
+	}
+	var out [][]byte
+	for _, name := range files {
+		body, err := os.ReadFile(name)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, body)
+	}
+	return out
 }
