@@ -120,6 +120,7 @@ type subscriptionCache struct {
 
 	mu      sync.Mutex
 	value   int64
+	err     error
 	expires time.Time
 }
 
@@ -130,14 +131,17 @@ func (c *subscriptionCache) Get(ctx context.Context) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if time.Now().Before(c.expires) {
-		return c.value, nil
+		return c.value, c.err
 	}
 	ctx, cancel := context.WithTimeout(ctx, webhook.EnqueueTimeout)
 	defer cancel()
 	v, err := c.load(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("read the remembered subscription id: %w", err)
+		// Remember the failure briefly: with Redis gone, POSTs would
+		// otherwise queue up behind this mutex one read timeout each.
+		c.err, c.expires = fmt.Errorf("read the remembered subscription id: %w", err), time.Now().Add(time.Second)
+		return 0, c.err
 	}
-	c.value, c.expires = v, time.Now().Add(c.ttl)
+	c.value, c.err, c.expires = v, nil, time.Now().Add(c.ttl)
 	return v, nil
 }

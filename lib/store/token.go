@@ -30,6 +30,9 @@ const (
 	// refreshLockTTL, so the lock cannot expire while we still refresh and
 	// let a second drain spend the same (then invalid) refresh token.
 	refreshTimeout = 10 * time.Second
+	// lockedReadTimeout bounds the read under the lock, so that the read
+	// and the refresh together fit in refreshLockTTL.
+	lockedReadTimeout = 2 * time.Second
 	// cleanupTimeout bounds the Redis writes that must happen even when the
 	// caller's context has ended: saving a rotated token, releasing a lock.
 	cleanupTimeout = 5 * time.Second
@@ -158,7 +161,12 @@ func (s *Store) refreshUnderLock(ctx context.Context, athleteID int64, usable fu
 // refreshLocked runs while holding the athlete's refresh lock.
 func (s *Store) refreshLocked(ctx context.Context, athleteID int64, usable func(Athlete) bool, refresh RefreshFunc) (string, error) {
 	// The previous holder may have refreshed between our read and our lock.
-	a, err := s.Athlete(ctx, athleteID)
+	// The read has its own short deadline: it and the refresh must fit in
+	// the lock's life, or a second caller could spend the same refresh
+	// token (Strava refuses the second use, which reads as a revocation).
+	readCtx, cancelRead := context.WithTimeout(ctx, lockedReadTimeout)
+	a, err := s.Athlete(readCtx, athleteID)
+	cancelRead()
 	if err != nil {
 		return "", err
 	}
@@ -190,9 +198,16 @@ func (s *Store) refreshLocked(ctx context.Context, athleteID int64, usable func(
 	if refreshToken == "" {
 		refreshToken = a.RefreshToken // not rotated
 	}
-	saved, err := saveRefreshedScript.Exec(saveCtx, s.client, []string{s.athleteKey(athleteID)}, []string{
-		tok.AccessToken, refreshToken, formatTime(tok.ExpiresAt), formatTime(s.Now()), tok.Scope,
-	}).AsInt64()
+	var saved int64
+	for attempt := range 3 { // the old refresh token is dead: losing the new one loses the athlete
+		saved, err = saveRefreshedScript.Exec(saveCtx, s.client, []string{s.athleteKey(athleteID)}, []string{
+			tok.AccessToken, refreshToken, formatTime(tok.ExpiresAt), formatTime(s.Now()), tok.Scope,
+		}).AsInt64()
+		if err == nil || saveCtx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+	}
 	if err != nil {
 		return "", fmt.Errorf("save refreshed token of %s in redis: %w", a, err)
 	}

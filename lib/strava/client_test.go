@@ -567,7 +567,8 @@ func TestIsTransientClassification(t *testing.T) {
 
 func TestPredicatesSeeWrappedErrors(t *testing.T) {
 	wrap := func(code int) error { return fmt.Errorf("fetch activity 12312312312: %w", &Error{StatusCode: code}) }
-	if !IsNotFound(wrap(404)) || !IsUnauthorized(wrap(401)) || !IsRateLimited(wrap(429)) || !IsRefreshRefused(wrap(400)) {
+	refused := fmt.Errorf("refresh: %w", &Error{StatusCode: 400, Errors: []ErrorDetail{{Resource: "RefreshToken", Field: "refresh_token", Code: "invalid"}}})
+	if !IsNotFound(wrap(404)) || !IsUnauthorized(wrap(401)) || !IsRateLimited(wrap(429)) || !IsRefreshRefused(refused) {
 		t.Error("predicates must see through wrapping")
 	}
 	if IsNotFound(errors.New("404")) || IsNotFound(nil) || IsRefreshRefused(nil) {

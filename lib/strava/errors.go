@@ -157,18 +157,23 @@ func IsUnauthorized(err error) bool { return hasStatus(err, http.StatusUnauthori
 func IsRateLimited(err error) bool { return hasStatus(err, http.StatusTooManyRequests) }
 
 // IsRefreshRefused reports whether the token endpoint turned a refresh
-// token (or authorization code) down: any 4xx but 429. For a refresh token
-// that means the athlete revoked our access or the token was already
-// rotated away. Only meaningful for errors from RefreshToken and
-// ExchangeCode.
+// token (or authorization code) down: Strava's own 400 or 401 answer, with
+// its JSON error details, e.g.
+// {"message":"Bad Request","errors":[{"resource":"RefreshToken","field":"refresh_token","code":"invalid"}]}.
+// For a refresh token that means the athlete revoked our access or the
+// token was already rotated away. Only meaningful for errors from
+// RefreshToken and ExchangeCode.
 //
-// A refusal of our own application credentials (a wrong client id or
-// secret) is not a refusal of the athlete's token: callers must not read a
-// misconfiguration as "the athlete deauthorized us" and delete their data.
+// Callers delete an athlete's data on it, so anything less certain is not
+// a refusal: another 4xx (a wrong STRAVA_BASE_URL answers 404, a proxy 403
+// or 408), a body that is not Strava's JSON, and a refusal of our own
+// application credentials (a wrong client id or secret).
 func IsRefreshRefused(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.StatusCode >= 400 && e.StatusCode <= 499 &&
-		e.StatusCode != http.StatusTooManyRequests && !IsAppCredentialsRejected(err)
+	if !errors.As(err, &e) || (e.StatusCode != http.StatusBadRequest && e.StatusCode != http.StatusUnauthorized) {
+		return false
+	}
+	return len(e.Errors) > 0 && !IsAppCredentialsRejected(err)
 }
 
 // IsAppCredentialsRejected reports whether Strava refused our application's

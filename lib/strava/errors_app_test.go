@@ -12,3 +12,22 @@ func TestRefusedAppCredentialsAreNotARefusedRefreshToken(t *testing.T) {
 		t.Fatal("a refused refresh token was not recognized")
 	}
 }
+
+func TestOnlyStravasOwnRefusalIsARefusedRefresh(t *testing.T) {
+	details := []ErrorDetail{{Resource: "RefreshToken", Field: "refresh_token", Code: "invalid"}}
+	for _, e := range []*Error{
+		{StatusCode: 404, Message: "Record Not Found", Errors: []ErrorDetail{{Resource: "Path", Field: "", Code: "invalid"}}}, // wrong base URL
+		{StatusCode: 403, Message: "Forbidden"},       // a proxy's page
+		{StatusCode: 408, Message: "Request Timeout"}, // a proxy's timeout
+		{StatusCode: 401, Message: "Unauthorized"},    // no Strava JSON
+		{StatusCode: 400, Message: "Bad Request"},     // no Strava JSON
+		{StatusCode: 429, Message: "Rate Limit Exceeded", Errors: details},
+	} {
+		if IsRefreshRefused(e) {
+			t.Errorf("%v counted as a refused refresh token", e)
+		}
+	}
+	if !IsRefreshRefused(&Error{StatusCode: 400, Message: "Bad Request", Errors: details}) {
+		t.Error("Strava's documented refusal not recognized")
+	}
+}
