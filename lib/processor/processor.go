@@ -84,7 +84,7 @@ type Config struct {
 	// list with its last error (default 8).
 	MaxAttempts int
 	// BackoffBase is the first retry's delay (default 30 s). Attempt n waits
-	// a random time in [d/2, d] with d = BackoffBase·2^(n-1), capped at
+	// a random time in [d, 1.5·d] with d = BackoffBase·2^(n-1), capped at
 	// MaxBackoff.
 	BackoffBase time.Duration
 	// KeepFor is how long a fetched activity is kept (default and maximum
@@ -507,5 +507,7 @@ func (d *drain) backoff(attempt int) time.Duration {
 			delay = b
 		}
 	}
-	return delay/2 + rand.N(delay/2+1)
+	// Jitter only lengthens the wait: SPEC.md asks for a base of at least
+	// 30 s, so no retry comes sooner than the base.
+	return min(delay+rand.N(delay/2+1), MaxBackoff)
 }

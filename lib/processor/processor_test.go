@@ -277,7 +277,7 @@ func TestServerErrorsAreRetriedWithBackoffThenDead(t *testing.T) {
 	e.enqueue(event(strava.AspectCreate, jane, id, 10))
 	p := e.processor(Config{MaxAttempts: 3})
 
-	// Attempt n waits within [base·2^(n-1)/2, base·2^(n-1)].
+	// Attempt n waits within [base·2^(n-1), 1.5·base·2^(n-1)].
 	for attempt, maxWait := range []time.Duration{30 * time.Second, time.Minute} {
 		sum := e.drain(p)
 		if sum.Retried != 1 || sum.Dead != 0 {
@@ -286,11 +286,11 @@ func TestServerErrorsAreRetriedWithBackoffThenDead(t *testing.T) {
 		if s := e.stats(); s.Ready != 0 || s.Delayed != 1 {
 			t.Fatalf("attempt %d: queue %+v, want the event delayed", attempt+1, s)
 		}
-		e.clock.Advance(maxWait/2 - time.Millisecond)
+		e.clock.Advance(maxWait - time.Millisecond)
 		if sum := e.drain(p); sum.Claimed != 0 {
-			t.Fatalf("attempt %d: retried before half the backoff (%s)", attempt+1, maxWait/2)
+			t.Fatalf("attempt %d: retried before the backoff (%s)", attempt+1, maxWait)
 		}
-		e.clock.Advance(maxWait / 2)
+		e.clock.Advance(maxWait/2 + time.Millisecond)
 	}
 	sum := e.drain(p)
 	if sum.Dead != 1 || sum.Retried != 0 {
@@ -310,8 +310,8 @@ func TestBackoffGrowsAndIsCapped(t *testing.T) {
 	d := &drain{p: New(Config{}, nil, nil, nil, nil)}
 	for attempt, want := range map[int]time.Duration{1: 30 * time.Second, 2: time.Minute, 3: 2 * time.Minute, 11: MaxBackoff, 64: MaxBackoff, 1000: MaxBackoff} {
 		for range 50 {
-			if got := d.backoff(attempt); got < want/2 || got > want {
-				t.Fatalf("backoff(%d) = %s, want within [%s, %s]", attempt, got, want/2, want)
+			if got := d.backoff(attempt); got < want || got > min(want*3/2, MaxBackoff) {
+				t.Fatalf("backoff(%d) = %s, want within [%s, %s]", attempt, got, want, min(want*3/2, MaxBackoff))
 			}
 		}
 	}

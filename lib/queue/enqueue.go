@@ -85,17 +85,16 @@ type enqueueRequest struct {
 	done    chan struct{}
 }
 
-// maxInFlight is how many batches may be on their way to Redis at once.
-// One would make a request that arrives during a round trip wait for it to
-// end before its own begins; a few keep light load at one round trip per
-// request while load still gathers into batches.
-const maxInFlight = 1
-
 // groupCommit collects enqueue requests and hands them to flushers.
 type groupCommit struct {
 	mu       sync.Mutex
 	pending  []*enqueueRequest
 	inFlight int
+	// lanes hold the Redis clients batches are sent on, one batch per lane
+	// at a time: a client used by one goroutine at a time stays in
+	// rueidis's synchronous mode, its fastest for a lone request, while a
+	// second batch need not wait for the first's round trip.
+	lanes chan rueidis.Client
 }
 
 // add queues req and reports whether the caller must flush: true when a
@@ -104,7 +103,7 @@ func (g *groupCommit) add(req *enqueueRequest) (mustFlush bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.pending = append(g.pending, req)
-	if g.inFlight >= maxInFlight {
+	if g.inFlight >= cap(g.lanes) {
 		return false
 	}
 	g.inFlight++
@@ -163,7 +162,9 @@ func (q *Queue) commit(ctx context.Context, batch []*enqueueRequest) {
 	for _, r := range batch {
 		args = append(args, r.id, rueidis.BinaryString(r.payload))
 	}
-	flags, err := enqueueScript.Exec(ctx, q.client, []string{q.keys.payloads, q.keys.pending, q.keys.done}, args).AsIntSlice()
+	client := <-q.enqueues.lanes // never waits: inFlight ≤ cap(lanes)
+	defer func() { q.enqueues.lanes <- client }()
+	flags, err := enqueueScript.Exec(ctx, client, []string{q.keys.payloads, q.keys.pending, q.keys.done}, args).AsIntSlice()
 	if err == nil && len(flags) != len(batch) {
 		err = errors.New("unexpected reply length from the enqueue script")
 	}

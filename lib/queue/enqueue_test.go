@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/rdb"
 	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
@@ -69,6 +71,21 @@ func claimable(t *testing.T, q *queue.Queue) map[string]bool {
 // reported added exactly once and queued exactly once.
 func TestEnqueueConcurrentRedeliveriesAddEachOnce(t *testing.T) {
 	q, _, _ := setup(t)
+	checkEachAddedOnce(t, q)
+}
+
+// With lanes, batches travel in parallel on several connections; a
+// delivery and its repeat may be in two of them at once, and still only
+// one is added.
+func TestEnqueueOnLanesAddsEachOnce(t *testing.T) {
+	r := rdbtest.New(t)
+	lanes := []rueidis.Client{rdbtest.Dial(t, r.URL), rdbtest.Dial(t, r.URL)}
+	q := queue.New(r.Client, r.Prefix, queue.WithEnqueueLanes(lanes...))
+	checkEachAddedOnce(t, q)
+}
+
+func checkEachAddedOnce(t *testing.T, q *queue.Queue) {
+	t.Helper()
 	var ids []string
 	for i := range 250 {
 		id := fmt.Sprintf("e%03d", i)

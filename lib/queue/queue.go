@@ -59,7 +59,8 @@ type Queue struct {
 	enqueueTimeout time.Duration
 	now            func() time.Time
 
-	enqueues groupCommit
+	enqueues   groupCommit
+	extraLanes []rueidis.Client
 }
 
 type keys struct {
@@ -74,6 +75,14 @@ func WithClock(now func() time.Time) Option { return func(q *Queue) { q.now = no
 
 // WithDedupeWindow sets how long a delivery id is remembered.
 func WithDedupeWindow(d time.Duration) Option { return func(q *Queue) { q.dedupeWindow = d } }
+
+// WithEnqueueLanes adds Redis clients (to the same server) on which
+// enqueue batches travel in parallel with the main client's: with one lane
+// a request arriving during a batch's round trip waits for it to end.
+// The caller closes them.
+func WithEnqueueLanes(clients ...rueidis.Client) Option {
+	return func(q *Queue) { q.extraLanes = append(q.extraLanes, clients...) }
+}
 
 // WithEnqueueTimeout bounds how long Enqueue waits for Redis.
 func WithEnqueueTimeout(d time.Duration) Option { return func(q *Queue) { q.enqueueTimeout = d } }
@@ -98,6 +107,11 @@ func New(client rueidis.Client, prefix string, opts ...Option) *Queue {
 	}
 	for _, o := range opts {
 		o(q)
+	}
+	q.enqueues.lanes = make(chan rueidis.Client, 1+len(q.extraLanes))
+	q.enqueues.lanes <- client
+	for _, c := range q.extraLanes {
+		q.enqueues.lanes <- c
 	}
 	return q
 }

@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/stravahook/stravahook/lib/app"
 	"github.com/stravahook/stravahook/lib/rdb"
 )
@@ -70,7 +72,18 @@ func serve(ctx context.Context, e env, addr, redisAddr string) error {
 	if cfg.VerifyToken == "" {
 		fmt.Fprintln(e.stderr, "warning: STRAVA_VERIFY_TOKEN is unset: Strava's validation GET will get a 500")
 	}
-	a := app.New(cfg, client, logger)
+	// Two more connections let up to three event batches travel to Redis
+	// at once; with one, a POST arriving during a round trip waits for it.
+	var lanes []rueidis.Client
+	for range 2 {
+		lane, err := rdb.Connect(ctx, cfg.RedisURL)
+		if err != nil {
+			return err
+		}
+		defer lane.Close()
+		lanes = append(lanes, lane)
+	}
+	a := app.New(cfg, client, logger, app.WithEnqueueLanes(lanes...))
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
