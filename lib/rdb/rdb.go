@@ -53,6 +53,12 @@ func Options(rawURL string) (rueidis.ClientOption, error) {
 	// server reports instead of the one configured (a proxy's, say).
 	opt.ForceSingleClient = true
 	opt.ConnWriteTimeout = 5 * time.Second
+	// rueidis sizes each connection for large pipelines (0.5 MiB read and
+	// write buffers, a 1024-slot ring). Our commands and replies are small,
+	// and several connections at those sizes would triple serve's memory.
+	opt.ReadBufferEachConn = 64 << 10
+	opt.WriteBufferEachConn = 64 << 10
+	opt.RingScaleEachConn = 8
 	// Serverless instances are frozen between requests; a short dial
 	// timeout makes an unreachable Redis a quick 503, not a 2 s Strava
 	// timeout.
