@@ -131,6 +131,9 @@ func (d *drain) keep(ctx context.Context, g *group, a *strava.DetailedActivity) 
 	case err == nil:
 		d.count(func(s *Summary) { s.Kept++ })
 		g.outcome = outcomeDone
+	case errors.Is(err, store.ErrNotFound):
+		// The athlete was removed while we fetched: nothing to keep.
+		g.outcome, g.skipAll = outcomeDone, true
 	case ctx.Err() != nil:
 		g.outcome = outcomeAbandoned
 	default:

@@ -20,14 +20,20 @@ const MaxKeep = 7 * 24 * time.Hour
 //
 //	KEYS[1] activity:{id}
 //	KEYS[2] athlete:{athlete id}:activities
+//	KEYS[3] athlete:{athlete id}
 //	ARGV[1] the activity's JSON   ARGV[2] its TTL in ms
 //	ARGV[3] its start time (unix s, the index score)   ARGV[4] its id (the index member)
 //	ARGV[5] the index's TTL in ms (MaxKeep)
 //
-// Atomic so that a kept activity is always listed and a crash cannot leave
-// one without the other; the index's TTL is pushed out with every write so
-// it outlives every activity it lists.
+// Returns 0, keeping nothing, when the athlete is not stored: a drain that
+// fetched an activity while another drain (or `athlete remove`) removed its
+// athlete must not bring their data back. Atomic so that a kept activity is
+// always listed and a crash cannot leave one without the other; the index's
+// TTL is pushed out with every write so it outlives every activity it lists.
 var keepActivityScript = rueidis.NewLuaScript(`
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  return 0
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
@@ -68,7 +74,8 @@ return removed
 
 // KeepActivity stores a (replacing any copy with the same id) for ttl,
 // capped at MaxKeep; a ttl <= 0 means MaxKeep. It is listed under
-// a.Athlete.ID by its start date.
+// a.Athlete.ID by its start date. It keeps nothing and returns ErrNotFound
+// when that athlete is not stored (removed, or never connected).
 func (s *Store) KeepActivity(ctx context.Context, a strava.DetailedActivity, ttl time.Duration) error {
 	if a.ID <= 0 {
 		return fmt.Errorf("keep activity %d: not a valid id", a.ID)
@@ -84,17 +91,20 @@ func (s *Store) KeepActivity(ctx context.Context, a strava.DetailedActivity, ttl
 		return fmt.Errorf("keep activity %d: encode: %w", a.ID, err)
 	}
 	member := formatID(a.ID)
-	err = keepActivityScript.Exec(ctx, s.client,
-		[]string{s.activityKey(member), s.activityIndexKey(a.Athlete.ID)},
+	kept, err := keepActivityScript.Exec(ctx, s.client,
+		[]string{s.activityKey(member), s.activityIndexKey(a.Athlete.ID), s.athleteKey(a.Athlete.ID)},
 		[]string{
 			string(body),
 			strconv.FormatInt(max(ttl.Milliseconds(), 1), 10),
 			strconv.FormatInt(a.StartDate.Unix(), 10),
 			member,
 			strconv.FormatInt(MaxKeep.Milliseconds(), 10),
-		}).Error()
+		}).AsInt64()
 	if err != nil {
 		return fmt.Errorf("keep activity %d in redis: %w", a.ID, err)
+	}
+	if kept == 0 {
+		return fmt.Errorf("keep activity %d: athlete %d: %w", a.ID, a.Athlete.ID, ErrNotFound)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"slices"
+	"sort"
 	"testing"
 	"time"
 
@@ -170,7 +171,8 @@ func TestActivitiesSkipAndPruneExpired(t *testing.T) {
 }
 
 // Every activity expires on its own; the index then expires too, so an
-// athlete who stops recording leaves nothing behind in Redis.
+// athlete who stops recording leaves nothing behind in Redis but their
+// connection (tokens do not expire).
 func TestActivityIndexExpiresAfterItsActivities(t *testing.T) {
 	s, r := newStore(t)
 	if r.Mini == nil {
@@ -178,7 +180,26 @@ func TestActivityIndexExpiresAfterItsActivities(t *testing.T) {
 	}
 	keep(t, s, activity(1, 1, time.Now()), 0)
 	r.Mini.FastForward(MaxKeep)
+	keys := r.Keys(t)
+	sort.Strings(keys)
+	if want := []string{r.Prefix + "athlete:1", r.Prefix + "athletes"}; !slices.Equal(keys, want) {
+		t.Errorf("keys after 7 days: %v; want only the athlete's %v", keys, want)
+	}
+}
+
+// A drain that fetched an activity while its athlete was being removed
+// must not bring their data back.
+func TestKeepActivityOfARemovedAthleteKeepsNothing(t *testing.T) {
+	s, r := newStore(t)
+	keep(t, s, activity(1, 1, time.Now()), time.Hour)
+	if _, err := s.RemoveAthlete(testCtx(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	err := s.KeepActivity(testCtx(t), activity(2, 1, time.Now()), time.Hour)
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("KeepActivity after removal = %v, want ErrNotFound", err)
+	}
 	if keys := r.Keys(t); len(keys) != 0 {
-		t.Errorf("keys after 7 days: %v; want none", keys)
+		t.Fatalf("keys after removal and a late keep: %v; want none", keys)
 	}
 }

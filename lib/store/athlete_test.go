@@ -175,8 +175,15 @@ func activity(id, athleteID int64, start time.Time) strava.DetailedActivity {
 	}
 }
 
+// keep stores a, first connecting its athlete if need be: activities are
+// kept only for stored athletes.
 func keep(t *testing.T, s *Store, a strava.DetailedActivity, ttl time.Duration) {
 	t.Helper()
+	if _, err := s.Athlete(testCtx(t), a.Athlete.ID); errors.Is(err, ErrNotFound) {
+		if err := s.SaveAthlete(testCtx(t), Athlete{ID: a.Athlete.ID, AccessToken: "a", RefreshToken: "r", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatalf("SaveAthlete(%d): %v", a.Athlete.ID, err)
+		}
+	}
 	if err := s.KeepActivity(testCtx(t), a, ttl); err != nil {
 		t.Fatalf("KeepActivity(%d): %v", a.ID, err)
 	}

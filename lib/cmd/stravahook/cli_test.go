@@ -285,6 +285,9 @@ func TestAthleteAddWithARefusedTokenExits1WithStravasMessage(t *testing.T) {
 func TestActivitiesListNewestFirst(t *testing.T) {
 	c := newCLI(t)
 	st := c.store()
+	if err := st.SaveAthlete(context.Background(), store.Athlete{ID: 7, AccessToken: "a", RefreshToken: "r", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 	base := time.Date(2026, 11, 20, 7, 0, 0, 0, time.UTC)
 	for i, name := range []string{"Older Run", "Newer Ride", "Middle Swim"} {
 		offsets := []time.Duration{0, 48 * time.Hour, 24 * time.Hour}
