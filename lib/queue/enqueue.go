@@ -59,10 +59,16 @@ func (q *Queue) Enqueue(ctx context.Context, id string, payload []byte) (added b
 	}
 	req := &enqueueRequest{id: id, payload: payload, done: make(chan struct{})}
 	if q.enqueues.add(req) {
-		// Sent from its own goroutine, so that this caller, like every
-		// other, stops waiting when its context ends, not when the batch
-		// gives up (enqueueTimeout).
-		go q.flush(context.WithoutCancel(ctx))
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) >= q.enqueueTimeout {
+			// The batch gives up no later than this caller would: send it
+			// from here and save a goroutine hop on the common path.
+			q.flush(ctx)
+		} else {
+			// Sent from its own goroutine, so that this caller, like every
+			// other, stops waiting when its context ends, not when the
+			// batch gives up (enqueueTimeout).
+			go q.flush(context.WithoutCancel(ctx))
+		}
 	}
 	select {
 	case <-req.done:
