@@ -807,3 +807,31 @@ func TestRedisLostMidDrainLosesNothing(t *testing.T) {
 	}
 	e.wantQueueEmpty()
 }
+
+// An athlete removed (by `athlete remove` or another drain's confirmed
+// deauthorization) while this drain fetched their activity: the fetched
+// activity is not kept, so their data does not come back.
+func TestAthleteRemovedDuringTheFetchKeepsNothing(t *testing.T) {
+	e := newEnv(t)
+	e.connect(jane)
+	const id = int64(7070)
+	e.strava.activity(id, jane)
+	e.strava.status = func(int, int64) int {
+		if _, err := e.store.RemoveAthlete(context.Background(), jane); err != nil {
+			t.Errorf("remove athlete: %v", err)
+		}
+		return 0 // answer the GET normally
+	}
+	e.enqueue(event(strava.AspectCreate, jane, id, 10))
+
+	sum := e.drain(e.processor(Config{}))
+
+	if sum.Kept != 0 || sum.Dead != 0 || sum.Retried != 0 || e.strava.calls(id) != 1 {
+		t.Errorf("summary %+v after %d GETs, want nothing kept, retried or dead after 1 GET", sum, e.strava.calls(id))
+	}
+	e.wantNotKept(id)
+	if e.athleteStored(jane) {
+		t.Error("the removed athlete is stored again")
+	}
+	e.wantQueueEmpty()
+}
