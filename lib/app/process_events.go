@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stravahook/stravahook/lib/processor"
+	"github.com/stravahook/stravahook/lib/webhook"
 )
 
 // Processor builds the drain with the given budget (DefaultBudget when 0).
@@ -18,15 +19,10 @@ func (a *App) Processor(budget time.Duration) *processor.Processor {
 	return processor.New(processor.Config{Budget: budget}, a.Queue, a.Store, a.Strava, a.logger)
 }
 
-// CheckDrainConfig reports what a drain needs and is missing: without our
-// application's credentials every token refresh would fail.
-func (a *App) CheckDrainConfig() error {
-	return a.cfg.NeedStravaApp()
-}
-
-// Drain runs one drain pass with the given budget.
+// Drain runs one drain pass with the given budget. It refuses to start
+// without our application's credentials: every token refresh would fail.
 func (a *App) Drain(ctx context.Context, budget time.Duration) (processor.Summary, error) {
-	if err := a.CheckDrainConfig(); err != nil {
+	if err := a.cfg.NeedStravaApp(); err != nil {
 		return processor.Summary{}, err
 	}
 	return a.Processor(budget).Drain(ctx)
@@ -59,7 +55,7 @@ func (a *App) ProcessEvents() http.Handler {
 			writeError(w, http.StatusUnauthorized, "missing or wrong Authorization: Bearer $CRON_SECRET")
 			return
 		}
-		if err := a.CheckDrainConfig(); err != nil {
+		if err := a.cfg.NeedStravaApp(); err != nil {
 			a.logger.LogAttrs(r.Context(), slog.LevelError, "process_events refused",
 				slog.Int("status", http.StatusInternalServerError), slog.String("error", err.Error()))
 			writeError(w, http.StatusInternalServerError, "server misconfigured; see the logs")
@@ -70,12 +66,12 @@ func (a *App) ProcessEvents() http.Handler {
 			// The summary still says what was done; nothing unfinished was
 			// lost (it stays queued), but the caller should know.
 			w.Header().Set("Retry-After", "60")
-			writeJSON(w, http.StatusServiceUnavailable, struct {
+			webhook.WriteJSON(w, http.StatusServiceUnavailable, struct {
 				Error string `json:"error"`
 				processor.Summary
 			}{"drain interrupted: " + err.Error(), sum})
 			return
 		}
-		writeJSON(w, http.StatusOK, sum)
+		webhook.WriteJSON(w, http.StatusOK, sum)
 	})
 }

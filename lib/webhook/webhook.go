@@ -68,7 +68,7 @@ func (h *handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		h.receive(w, r)
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed: use GET (validation) or POST (event)"})
+		WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed: use GET (validation) or POST (event)"})
 	}
 }
 
@@ -99,10 +99,10 @@ func (h *handler) validate(w http.ResponseWriter, r *http.Request) {
 		if status >= 500 {
 			reason = "server misconfigured; see the logs"
 		}
-		writeJSON(w, status, map[string]string{"error": reason})
+		WriteJSON(w, status, map[string]string{"error": reason})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"hub.challenge": challenge})
+	WriteJSON(w, http.StatusOK, map[string]string{"hub.challenge": challenge})
 }
 
 // Outcomes of a POST, as logged and answered.
@@ -138,7 +138,7 @@ func (h *handler) receive(w http.ResponseWriter, r *http.Request) {
 		if status >= 500 {
 			msg = "event not stored; retry later"
 		}
-		writeJSON(w, status, map[string]string{"error": msg})
+		WriteJSON(w, status, map[string]string{"error": msg})
 		return
 	}
 	writeAnswer(w, outcomeAnswers[outcome])
@@ -254,9 +254,10 @@ func durationAttr(start time.Time) slog.Attr {
 	return slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000)
 }
 
-// writeJSON writes v without HTML escaping, so a challenge comes back
+// WriteJSON writes v as every stravahook route answers JSON: with a
+// Content-Length, and without HTML escaping, so that a challenge comes back
 // byte for byte as Strava sent it.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
