@@ -10,12 +10,16 @@ package rdb
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net"
 	"net/url"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/rueidis"
+
+	"github.com/stravahook/stravahook/lib/rawsock"
 )
 
 // Connect builds a client for rawURL and checks it with a PING, so that a
@@ -63,7 +67,31 @@ func Options(rawURL string) (rueidis.ClientOption, error) {
 	// timeout makes an unreachable Redis a quick 503, not a 2 s Strava
 	// timeout.
 	opt.Dialer.Timeout = 1500 * time.Millisecond
+	if opt.TLSConfig == nil {
+		// Plain TCP (a local or private Redis): read and write without the
+		// scheduler's system-call bookkeeping, see package rawsock. Over
+		// TLS (Upstash) the cipher's cost dwarfs that, and rueidis's own
+		// dialer does the handshake.
+		opt.DialCtxFn = dialRaw
+	}
 	return opt, nil
+}
+
+func dialRaw(ctx context.Context, addr string, dialer *net.Dialer, _ *tls.Config) (net.Conn, error) {
+	conn, err := dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	tcp, ok := conn.(*net.TCPConn)
+	if !ok {
+		return conn, nil
+	}
+	raw, err := rawsock.Wrap(tcp)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return raw, nil
 }
 
 // Redact returns the URL without its password, for logs and errors.
