@@ -3,12 +3,26 @@
 # seed's node:http + ioredis intake (.bench/node-seed), one after the other,
 # on loopback, against a dedicated Redis database. See .bench/README.md.
 #
+# A shared VM is noisy (the light-load median of one server moves by +-30 %
+# from one 10 s run to the next), so the measurement is repeated in ROUNDS
+# rounds. Each round measures every server once: fresh start, smoke test,
+# warm-up + saturated throughput run, warm-up + light-load run, peak RSS and
+# CPU counters, stop. The server order alternates between rounds (go node,
+# node go, go node, ...) so slow drift of the machine favours neither. The
+# table reports, per server, the median over the rounds (the maximum for
+# peak RSS) and a per-round table that shows the spread. Cold start is
+# measured once per server (median of COLD_N starts), after the rounds.
+#
 #   bash .bench/compare.sh            # from the repository root
 #   DURATION=30s COLD_N=20 bash .bench/compare.sh
+#   ROUNDS=5 bash .bench/compare.sh
 #   SERVERS=node bash .bench/compare.sh
 #
 # Options (environment):
-#   SERVERS        which servers, in order            (default "go node")
+#   SERVERS        which servers, in the order of odd rounds;
+#                  even rounds use the reverse order  (default "go node")
+#   ROUNDS         measurement rounds (>= 1); the table uses the median
+#                  over rounds, the maximum for peak RSS  (default 3)
 #   DURATION       each measured wrk run              (default 10s)
 #   WARMUP         warm-up before each measurement    (default 3s)
 #   THREADS/CONNS  saturated run: wrk -t/-c           (default 2/32)
@@ -35,6 +49,7 @@ RES=$BENCH/results
 mkdir -p "$RES"
 
 SERVERS=${SERVERS:-"go node"}
+ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-3s}
 THREADS=${THREADS:-2}
@@ -133,6 +148,15 @@ ensure_tool() { # ensure_tool COMMAND DEBIAN_PACKAGE
 	fi
 	command -v "$1" >/dev/null || die "$1 still missing after installing $2"
 }
+
+# ---------------------------------------------------------------- options
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a whole number >= 1: $ROUNDS"
+for s in $SERVERS; do
+	case $s in
+	go | node) ;;
+	*) die "unknown server '$s' in SERVERS (go, node)" ;;
+	esac
+done
 
 # ---------------------------------------------------------------- tools
 ensure_tool wrk wrk
@@ -303,96 +327,111 @@ wrk_run() {
 	grep -q '^BENCH ' "$RES/$label.txt" || die "wrk printed no BENCH line ($label); see $RES/$label.txt"
 }
 
-queued_count() { # how many events the server has queued in Redis
-	local s=$1
+queued_count() { # queued_count SERVER ROUND: how many events the server has queued in Redis
+	local s=$1 r=$2
 	if [[ $s == node ]]; then
 		rcli LLEN "$NODE_QUEUE_KEY"
 	else
 		local out
 		if out=$(timeout 15 "$RES/stravahook" queue status -json 2>&1); then
-			printf '%s\n' "$out" >"$RES/go-queue-status.json"
-			log "go: queue status -json: $out"
+			printf '%s\n' "$out" >"$RES/go-r$r-queue-status.json"
+			log "go r$r: queue status -json: $out"
 			printf '%s\n' "$out" | grep -Eo '"ready": *[0-9]+' | grep -Eo '[0-9]+$' || true
 		else
-			log "go: 'stravahook queue status -json' did not work (ignored): $(printf '%s' "$out" | head -3)"
+			log "go r$r: 'stravahook queue status -json' did not work (ignored): $(printf '%s' "$out" | head -3)"
 		fi
 	fi
 }
 
-measure() {
-	local s=$1 t0 t1 r0 r1 b0 b1 hwm wcpu hz
+# measure_round SERVER ROUND: one round of one server, from a fresh start to
+# its stop. Results go to R[SERVER.rROUND.metric], raw wrk output to
+# $RES/SERVER-rROUND-*.txt. If the server does not start, or fails its smoke
+# test (without KEEP_GOING), it is given up on: R[SERVER.dead]=ROUND, no
+# further rounds, no cold start, n/a in the summary.
+measure_round() {
+	local s=$1 r=$2 t0 t1 r0 r1 b0 b1 hwm wcpu hz
+	local k=$1.r$2 p=$1-r$2 # key prefix in R, file prefix in $RES
 	hz=$(getconf CLK_TCK)
-	log "=== $s ==="
+	log "=== round $r of $ROUNDS: $s ==="
+	# Emptied every round: the Go server logs one line per request (>100 MB a
+	# run). What remains is the last round measured (plus the cold starts).
 	: >"$RES/server-$s.log"
 	rcli FLUSHDB >/dev/null
 	if ! start_server "$s"; then
 		R[$s.smoke]=FAILED
+		R[$s.dead]=$r
 		return 0
 	fi
 	if ! smoke "$s"; then
 		R[$s.smoke]=FAILED
 		if [[ -z ${KEEP_GOING:-} ]]; then
-			log "$s: smoke test failed; not measuring it (KEEP_GOING=1 to measure anyway)"
+			log "$s: smoke test failed in round $r; not measuring it (KEEP_GOING=1 to measure anyway)"
+			R[$s.dead]=$r
 			stop_server
 			return 0
 		fi
 	fi
 
 	# (a) saturated throughput, (c) peak RSS, CPU split, queued vs sent
-	log "$s: warm-up ${WARMUP}, then throughput: wrk -t$THREADS -c$CONNS -d$DURATION"
-	wrk_run "$s" "$s-warmup" "-t$THREADS" "-c$CONNS" "-d$WARMUP"
+	log "$s r$r: warm-up ${WARMUP}, then throughput: wrk -t$THREADS -c$CONNS -d$DURATION"
+	wrk_run "$s" "$p-warmup" "-t$THREADS" "-c$CONNS" "-d$WARMUP"
 	rcli FLUSHDB >/dev/null
 	t0=$(cpu_ticks "$SERVER_PID")
 	r0=$(redis_cpu)
 	b0=$(busy_ticks)
-	wrk_run "$s" "$s-throughput" "-t$THREADS" "-c$CONNS" "-d$DURATION"
+	wrk_run "$s" "$p-throughput" "-t$THREADS" "-c$CONNS" "-d$DURATION"
 	b1=$(busy_ticks)
 	t1=$(cpu_ticks "$SERVER_PID")
 	r1=$(redis_cpu)
 	hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status")
-	local f=$RES/$s-throughput.txt
-	R[$s.rps]=$(field "$f" rps)
-	R[$s.requests]=$(field "$f" requests)
-	R[$s.non2xx]=$(field "$f" status_errors)
-	R[$s.sockerr]=$(field "$f" socket_errors)
-	R[$s.rss_mib]=$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')
-	R[$s.server_cpu_s]=$(awk -v t=$((t1 - t0)) -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')
-	R[$s.machine_cpu_s]=$(awk -v t=$((b1 - b0)) -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')
-	R[$s.redis_cpu_s]=$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.2f", b - a }')
-	wcpu=$(cat "$RES/$s-throughput.cpu")
-	R[$s.wrk_cpu_s]=$wcpu
+	local f=$RES/$p-throughput.txt
+	R[$k.rps]=$(field "$f" rps)
+	R[$k.requests]=$(field "$f" requests)
+	R[$k.non2xx]=$(field "$f" status_errors)
+	R[$k.sockerr]=$(field "$f" socket_errors)
+	R[$k.rss_mib]=$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')
+	R[$k.server_cpu_s]=$(awk -v t=$((t1 - t0)) -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')
+	R[$k.machine_cpu_s]=$(awk -v t=$((b1 - b0)) -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')
+	R[$k.redis_cpu_s]=$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.2f", b - a }')
+	wcpu=$(cat "$RES/$p-throughput.cpu")
+	R[$k.wrk_cpu_s]=$wcpu
 	# Whatever else ran meanwhile (other tests, other clients of this Redis):
 	# busy time of the machine minus wrk, the server and Redis.
-	R[$s.other_cpu_s]=$(awk -v m="${R[$s.machine_cpu_s]}" -v w="$wcpu" -v sv="${R[$s.server_cpu_s]}" -v r="${R[$s.redis_cpu_s]}" \
+	R[$k.other_cpu_s]=$(awk -v m="${R[$k.machine_cpu_s]}" -v w="$wcpu" -v sv="${R[$k.server_cpu_s]}" -v r="${R[$k.redis_cpu_s]}" \
 		'BEGIN { o = m - w - sv - r; if (o < 0) o = 0; printf "%.2f", o }')
-	R[$s.cpu_us_per_req]=$(awk -v c="${R[$s.server_cpu_s]}" -v n="${R[$s.requests]}" 'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / n; else print "n/a" }')
-	R[$s.queued]=$(queued_count "$s")
-	log "$s: $(grep '^BENCH' "$f")"
-	log "$s: requests answered (wrk) = ${R[$s.requests]}, non-2xx = ${R[$s.non2xx]}, socket errors = ${R[$s.sockerr]}, queued in Redis = ${R[$s.queued]:-unknown}"
-	log "$s: CPU over ${DUR_S}s on $CPUS cores: wrk ${wcpu}s, server ${R[$s.server_cpu_s]}s, redis ${R[$s.redis_cpu_s]}s, anything else ${R[$s.other_cpu_s]}s; peak RSS ${R[$s.rss_mib]} MiB"
-	if awk -v o="${R[$s.other_cpu_s]}" -v cap=$((CPUS * DUR_S)) 'BEGIN { exit !(o > 0.05 * cap) }'; then
-		log "$s: WARNING: other processes used ${R[$s.other_cpu_s]}s of CPU during the run: the machine was not quiet, numbers are noisy"
-		R[$s.noisy]=1
+	R[$k.cpu_us_per_req]=$(awk -v c="${R[$k.server_cpu_s]}" -v n="${R[$k.requests]}" 'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / n; else print "n/a" }')
+	R[$k.queued]=$(queued_count "$s" "$r")
+	log "$s r$r: $(grep '^BENCH' "$f")"
+	log "$s r$r: requests answered (wrk) = ${R[$k.requests]}, non-2xx = ${R[$k.non2xx]}, socket errors = ${R[$k.sockerr]}, queued in Redis = ${R[$k.queued]:-unknown}"
+	log "$s r$r: CPU over ${DUR_S}s on $CPUS cores: wrk ${wcpu}s, server ${R[$k.server_cpu_s]}s, redis ${R[$k.redis_cpu_s]}s, anything else ${R[$k.other_cpu_s]}s; peak RSS ${R[$k.rss_mib]} MiB"
+	if awk -v o="${R[$k.other_cpu_s]}" -v cap=$((CPUS * DUR_S)) 'BEGIN { exit !(o > 0.05 * cap) }'; then
+		log "$s r$r: WARNING: other processes used ${R[$k.other_cpu_s]}s of CPU during the run: the machine was not quiet, numbers are noisy"
+		R[$k.noisy]=1
 	fi
-	local queued=${R[$s.queued]} answered=$((${R[$s.requests]:-0} - ${R[$s.non2xx]:-0}))
+	local queued=${R[$k.queued]} answered=$((${R[$k.requests]:-0} - ${R[$k.non2xx]:-0}))
 	if [[ -n $queued ]] && ((queued < answered)); then
-		log "$s: WARNING: $queued events queued but $answered answered 200: events lost"
+		log "$s r$r: WARNING: $queued events queued but $answered answered 200: events lost"
+		R[$k.lost]=1
 	fi
 
 	# (b) median latency at light load
 	rcli FLUSHDB >/dev/null
-	log "$s: warm-up, then latency: wrk -t$LAT_THREADS -c$LAT_CONNS -d$DURATION --latency"
-	wrk_run "$s" "$s-latency-warmup" "-t$LAT_THREADS" "-c$LAT_CONNS" "-d$WARMUP"
-	wrk_run "$s" "$s-latency" "-t$LAT_THREADS" "-c$LAT_CONNS" "-d$DURATION" --latency
-	f=$RES/$s-latency.txt
-	R[$s.p50_ms]=$(awk -v u="$(field "$f" p50_us)" 'BEGIN { printf "%.3f", u / 1000 }')
-	R[$s.p99_ms]=$(awk -v u="$(field "$f" p99_us)" 'BEGIN { printf "%.3f", u / 1000 }')
-	R[$s.lat_rps]=$(field "$f" rps)
-	R[$s.lat_non2xx]=$(field "$f" status_errors)
-	log "$s: $(grep '^BENCH' "$f")"
+	log "$s r$r: warm-up, then latency: wrk -t$LAT_THREADS -c$LAT_CONNS -d$DURATION --latency"
+	wrk_run "$s" "$p-latency-warmup" "-t$LAT_THREADS" "-c$LAT_CONNS" "-d$WARMUP"
+	wrk_run "$s" "$p-latency" "-t$LAT_THREADS" "-c$LAT_CONNS" "-d$DURATION" --latency
+	f=$RES/$p-latency.txt
+	R[$k.p50_ms]=$(awk -v u="$(field "$f" p50_us)" 'BEGIN { printf "%.3f", u / 1000 }')
+	R[$k.p99_ms]=$(awk -v u="$(field "$f" p99_us)" 'BEGIN { printf "%.3f", u / 1000 }')
+	R[$k.lat_rps]=$(field "$f" rps)
+	R[$k.lat_non2xx]=$(field "$f" status_errors)
+	log "$s r$r: $(grep '^BENCH' "$f")"
 	stop_server
+	R[$k.done]=1
+}
 
-	# (d) cold start: exec -> first 200 on the validation GET
+# cold_start SERVER: (d) exec -> first 200 on the validation GET, COLD_N times.
+cold_start() {
+	local s=$1
 	rcli FLUSHDB >/dev/null
 	log "$s: cold start x$COLD_N"
 	server_cmd "$s"
@@ -401,17 +440,100 @@ measure() {
 		die "cold-start helper failed for $s; see $RES/$s-coldstart.txt and $RES/server-$s.log"
 	R[$s.cold_ms]=$(field "$RES/$s-coldstart.txt" median_ms)
 	log "$s: $(grep '^COLDSTART' "$RES/$s-coldstart.txt")"
-	R[$s.measured]=1
 }
 
-for s in $SERVERS; do
-	case $s in
-	go) if [[ -z $GO_SKIP ]]; then measure go; fi ;;
-	node) if [[ -z $NODE_SKIP ]]; then measure node; fi ;;
-	*) die "unknown server '$s' in SERVERS (go, node)" ;;
+# active SERVER: selected, built, and not given up on.
+active() {
+	want "$1" || return 1
+	[[ -z ${R[$1.dead]:-} ]] || return 1
+	case $1 in
+	go) [[ -z $GO_SKIP ]] ;;
+	node) [[ -z $NODE_SKIP ]] ;;
 	esac
+}
+
+# ---------------------------------------------------------------- rounds
+# Raw outputs of earlier runs (also from a run with more rounds, or from the
+# single-round layout) would be mistaken for this run's.
+for s in $SERVERS; do
+	rm -f "$RES/$s"-r[0-9]*-* "$RES/$s"-{warmup,throughput,latency-warmup,latency}.{txt,cpu} "$RES/$s-coldstart.txt"
+done
+rm -f "$RES/go-queue-status.json"
+
+# Odd rounds take SERVERS in the given order, even rounds in reverse, so slow
+# drift of the machine does not favour whichever server always goes first.
+read -ra ORDER_ODD <<<"$SERVERS"
+ORDER_EVEN=()
+for ((i = ${#ORDER_ODD[@]} - 1; i >= 0; i--)); do
+	ORDER_EVEN+=("${ORDER_ODD[i]}")
+done
+join_order() { local IFS=' '; local o="$*"; echo "${o// / → }"; }
+for ((r = 1; r <= ROUNDS; r++)); do
+	if ((r % 2)); then
+		order=("${ORDER_ODD[@]}")
+	else
+		order=("${ORDER_EVEN[@]}")
+	fi
+	R[order.r$r]=$(join_order "${order[@]}")
+	log "##### round $r of $ROUNDS: ${R[order.r$r]}"
+	for s in "${order[@]}"; do
+		if active "$s"; then measure_round "$s" "$r"; fi
+	done
+done
+
+# Cold start once per server, after the rounds.
+for s in "${ORDER_ODD[@]}"; do
+	if active "$s"; then
+		cold_start "$s"
+		R[$s.measured]=1
+	fi
 done
 rcli FLUSHDB >/dev/null
+
+# ---------------------------------------------------------------- over rounds
+# agg HOW FORMAT SERVER METRIC: HOW (med, max or sum) of SERVER's per-round
+# values of METRIC over the rounds it completed, printed with FORMAT; n/a if
+# it completed none or one of them lacks the value. The median of an even
+# number of values is the mean of the middle two.
+agg() {
+	local how=$1 fmt=$2 s=$3 m=$4 r v
+	local vals=()
+	for ((r = 1; r <= ROUNDS; r++)); do
+		[[ -n ${R[$s.r$r.done]:-} ]] || continue
+		v=${R[$s.r$r.$m]:-}
+		if [[ -z $v || $v == n/a ]]; then
+			echo n/a
+			return 0
+		fi
+		vals+=("$v")
+	done
+	if ((${#vals[@]} == 0)); then
+		echo n/a
+		return 0
+	fi
+	printf '%s\n' "${vals[@]}" | sort -g | awk -v how="$how" -v fmt="$fmt" '{ v[NR] = $1; s += $1 } END {
+		if (how == "sum") x = s
+		else if (how == "max") x = v[NR]
+		else x = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		printf fmt "\n", x }'
+}
+
+for s in go node; do
+	[[ -n ${R[$s.measured]:-} ]] || continue
+	# targets: median over rounds, the maximum for peak RSS
+	R[$s.rps]=$(agg med %.1f "$s" rps)
+	R[$s.p50_ms]=$(agg med %.3f "$s" p50_ms)
+	R[$s.rss_mib]=$(agg max %.1f "$s" rss_mib)
+	# details: medians of per-round values; counts are summed over rounds;
+	# "anything else" is the worst round, since it only says whether to trust a run
+	for m in p99_ms:%.3f lat_rps:%.1f cpu_us_per_req:%.1f server_cpu_s:%.2f wrk_cpu_s:%.2f redis_cpu_s:%.2f; do
+		R[$s.${m%%:*}]=$(agg med "${m#*:}" "$s" "${m%%:*}")
+	done
+	R[$s.other_cpu_s]=$(agg max %.2f "$s" other_cpu_s)
+	for m in requests queued non2xx lat_non2xx sockerr; do
+		R[$s.$m]=$(agg sum %.0f "$s" "$m")
+	done
+done
 
 # ---------------------------------------------------------------- table
 val() { # val SERVER METRIC
@@ -421,64 +543,143 @@ val() { # val SERVER METRIC
 		echo "n/a"
 	fi
 }
+rval() { # rval SERVER ROUND METRIC: one round's value
+	if [[ -n ${R[$1.r$2.done]:-} ]]; then
+		echo "${R[$1.r$2.$3]:-n/a}"
+	else
+		echo "n/a"
+	fi
+}
+vratio() { # vratio A B: ratio of two values that may be n/a
+	local a=$1 b=$2
+	[[ $a == n/a ]] && a=
+	[[ $b == n/a ]] && b=
+	ratio "$a" "$b"
+}
 row() { # row LABEL METRIC OP TARGET: a target row (6 columns)
 	local g n r
 	g=$(val go "$2")
 	n=$(val node "$2")
-	r=$(ratio "$([[ $g == n/a ]] || echo "$g")" "$([[ $n == n/a ]] || echo "$n")")
+	r=$(vratio "$g" "$n")
 	printf '| %s | %s | %s | %s | %s %s× | %s |\n' "$1" "$g" "$n" "$r" "$3" "$4" "$(meets "$r" "$3" "$4")"
 }
 detail() { # detail LABEL METRIC [noratio]: a detail row (4 columns)
 	local g n r=–
 	g=$(val go "$2")
 	n=$(val node "$2")
-	[[ -z ${3:-} ]] && r=$(ratio "$([[ $g == n/a ]] || echo "$g")" "$([[ $n == n/a ]] || echo "$n")")
+	[[ -z ${3:-} ]] && r=$(vratio "$g" "$n")
 	printf '| %s | %s | %s | %s |\n' "$1" "$g" "$n" "$r"
 }
+round_row() { # round_row ROUND: one row of the per-round table
+	local r=$1 gt nt gl nl
+	gt=$(rval go "$r" rps)
+	nt=$(rval node "$r" rps)
+	gl=$(rval go "$r" p50_ms)
+	nl=$(rval node "$r" p50_ms)
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n' "$r" "${R[order.r$r]}" \
+		"$gt" "$nt" "$(vratio "$gt" "$nt")" "$gl" "$nl" "$(vratio "$gl" "$nl")" \
+		"$(rval go "$r" other_cpu_s)" "$(rval node "$r" other_cpu_s)"
+}
+met_rounds() { # met_rounds METRIC OP TARGET: "k of N" over the rounds that measured both servers
+	local m=$1 op=$2 t=$3 r ra k=0 n=0
+	for ((r = 1; r <= ROUNDS; r++)); do
+		ra=$(vratio "$(rval go "$r" "$m")" "$(rval node "$r" "$m")")
+		[[ $ra == n/a ]] && continue
+		n=$((n + 1))
+		if [[ $(meets "$ra" "$op" "$t") == yes ]]; then k=$((k + 1)); fi
+	done
+	if ((n > 0)); then
+		echo "$k of $n"
+	else
+		echo "n/a (no round measured both servers)"
+	fi
+}
+rounds_with() { # rounds_with SERVER FLAG: comma-separated rounds whose FLAG is set
+	local r out=
+	for ((r = 1; r <= ROUNDS; r++)); do
+		[[ -n ${R[$1.r$r.$2]:-} ]] && out+="${out:+, }$r"
+	done
+	echo "$out"
+}
+if ((ROUNDS == 1)); then
+	ROUNDS_TXT="1 round"
+	OF_ROUNDS="1 round"
+	MAX_ROUNDS="1 round"
+	HOW_TXT="All values are from that one round (ROUNDS=1); cold start is measured once per server, after it."
+else
+	ROUNDS_TXT="$ROUNDS rounds, server order alternating between rounds ($(join_order "${ORDER_ODD[@]}") in odd rounds, $(join_order "${ORDER_EVEN[@]}") in even ones)"
+	OF_ROUNDS="median of $ROUNDS rounds"
+	MAX_ROUNDS="max of $ROUNDS rounds"
+	HOW_TXT="Throughput and median latency are the medians of the $ROUNDS per-round values (with an even number of rounds, the mean of the middle two); peak RSS is the maximum over the rounds;
+cold start is measured once per server, after the rounds. The ratio and \"met\" columns compare those values."
+fi
 {
 	echo "# stravahook intake: Go vs the seed's Node design"
 	echo
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $CPUS CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')),"
 	echo "$(go version | cut -d' ' -f3), node $(node -v) + ioredis $IOREDIS_VERSION, redis $REDIS_VERSION, $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)."
 	echo "Loopback, one server at a time; wrk, the server and Redis share the same $CPUS CPUs. Load average at start: $LOAD_AT_START."
+	echo "$ROUNDS_TXT; each round starts every server fresh and runs warm-up + throughput, then warm-up + light-load latency."
+	echo
+	echo "$HOW_TXT"
 	echo
 	echo "| metric | Go | Node | Go/Node ratio | target | met |"
 	echo "|---|---|---|---|---|---|"
-	row "throughput, req/s (wrk -t$THREADS -c$CONNS -d$DURATION)" rps ">=" 1.0
-	row "median latency, ms (wrk -t$LAT_THREADS -c$LAT_CONNS -d$DURATION)" p50_ms "<=" 1.0
-	row "peak RSS during the throughput run, MiB (VmHWM)" rss_mib "<=" 0.25
+	row "throughput, req/s (wrk -t$THREADS -c$CONNS -d$DURATION; $OF_ROUNDS)" rps ">=" 1.0
+	row "median latency, ms (wrk -t$LAT_THREADS -c$LAT_CONNS -d$DURATION; $OF_ROUNDS)" p50_ms "<=" 1.0
+	row "peak RSS during the throughput run, MiB (VmHWM; $MAX_ROUNDS)" rss_mib "<=" 0.25
 	row "cold start to first 200, ms (median of $COLD_N)" cold_ms "<=" 0.2
 	echo
-	echo "Details (not targets):"
+	echo "Per round (the spread behind the medians):"
+	echo
+	echo "| round | order | Go req/s | Node req/s | Go/Node | Go p50, ms | Node p50, ms | Go/Node | CPU of anything else during the throughput run, s (Go / Node) |"
+	echo "|---|---|---|---|---|---|---|---|---|"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		round_row "$r"
+	done
+	echo
+	echo "- Rounds in which Go met the throughput target (Go/Node >= 1.0×): $(met_rounds rps ">=" 1.0)."
+	echo "- Rounds in which Go met the median-latency target (Go/Node <= 1.0×): $(met_rounds p50_ms "<=" 1.0)."
+	echo
+	echo "Details (not targets). Per-round values are combined as each row says: median over rounds, sum over rounds, or max (the worst round):"
 	echo
 	echo "| detail | Go | Node | Go/Node ratio |"
 	echo "|---|---|---|---|"
-	detail "p99 latency at light load, ms" p99_ms
-	detail "req/s at light load" lat_rps
-	detail "server CPU per request at saturation, µs" cpu_us_per_req
-	detail "server CPU during the throughput run, s (of $((CPUS * DUR_S)) available)" server_cpu_s
-	detail "wrk CPU during the throughput run, s" wrk_cpu_s
-	detail "Redis CPU during the throughput run, s" redis_cpu_s
-	detail "CPU of anything else during the throughput run, s (should be ~0)" other_cpu_s noratio
-	detail "requests answered in the throughput run (wrk)" requests
-	detail "events queued in Redis after it" queued
-	detail "non-2xx answers (throughput run)" non2xx noratio
-	detail "non-2xx answers (light-load run)" lat_non2xx noratio
-	detail "socket errors (throughput run)" sockerr noratio
+	detail "p99 latency at light load, ms (median)" p99_ms
+	detail "req/s at light load (median)" lat_rps
+	detail "server CPU per request at saturation, µs (median)" cpu_us_per_req
+	detail "server CPU during a throughput run, s (median; of $((CPUS * DUR_S)) available per run)" server_cpu_s
+	detail "wrk CPU during a throughput run, s (median)" wrk_cpu_s
+	detail "Redis CPU during a throughput run, s (median)" redis_cpu_s
+	detail "CPU of anything else during a throughput run, s (max; should be ~0)" other_cpu_s noratio
+	detail "requests answered in the throughput runs (wrk; sum)" requests
+	detail "events queued in Redis after them (sum)" queued
+	detail "non-2xx answers (throughput runs; sum)" non2xx noratio
+	detail "non-2xx answers (light-load runs; sum)" lat_non2xx noratio
+	detail "socket errors (throughput runs; sum)" sockerr noratio
 	echo
 	[[ -n $GO_SKIP ]] && echo "Go not measured: $GO_SKIP." && echo
 	[[ -n $NODE_SKIP ]] && echo "Node not measured: $NODE_SKIP." && echo
 	want go || { echo "Go not selected (SERVERS=\"$SERVERS\")." && echo; }
 	want node || { echo "Node not selected (SERVERS=\"$SERVERS\")." && echo; }
 	for s in go node; do
-		if [[ -n ${R[$s.noisy]:-} ]]; then
-			echo "WARNING: other processes used the CPU during the $s throughput run (see 'anything else' above); rerun on a quiet machine." && echo
+		noisy=$(rounds_with "$s" noisy)
+		if [[ -n $noisy ]]; then
+			echo "WARNING: other processes used the CPU during the $s throughput run of round(s) $noisy (see 'anything else' above); those rounds are noisy; rerun on a quiet machine." && echo
+		fi
+		lost=$(rounds_with "$s" lost)
+		if [[ -n $lost ]]; then
+			echo "WARNING: $s queued fewer events than it answered with 200 in round(s) $lost: events lost." && echo
 		fi
 		if [[ ${R[$s.smoke]:-} == FAILED ]]; then
-			echo "$s failed to start or failed the smoke test (validation GET / one POST); see .bench/results/server-$s.log." && echo
+			if [[ -n ${R[$s.dead]:-} ]]; then
+				echo "$s failed to start or failed the smoke test (validation GET / one POST) in round ${R[$s.dead]}, so it was given up on (earlier rounds are in the per-round table); see .bench/results/server-$s.log." && echo
+			else
+				echo "$s failed the smoke test (validation GET / one POST) and was measured anyway (KEEP_GOING=1); see .bench/results/server-$s.log." && echo
+			fi
 		fi
 	done
-	echo "Queued can exceed answered by up to the connection count: wrk does not count requests still in flight when it stops."
-	echo "Raw wrk/cold-start output: .bench/results/*.txt."
+	echo "Queued can exceed answered by up to the connection count per round: wrk does not count requests still in flight when it stops."
+	echo "Raw output: .bench/results/SERVER-rROUND-{throughput,latency}.txt (and their warm-ups), wrk CPU in *.cpu, cold starts in SERVER-coldstart.txt."
 } | tee "$RES/compare.md"
 log "wrote $RES/compare.md"
