@@ -16,20 +16,23 @@
 // Every event lives in one sorted set scored by the time it becomes visible:
 // "ready" is a score in the past, "leased" and "delayed" are scores in the
 // future. A single time-scored set needs no separate scheduler for retries,
-// leases and rate-limit pauses: each is just a later score. Each operation
-// is one Lua script (one round trip, atomic), named and described below in
-// the style of hibiken/asynq.
+// leases and rate-limit pauses: each is just a later score. Acked and
+// buried events keep their place in the same set, in score bands far above
+// every visible-at time (doneBase, deadBase): no claim ever reaches them,
+// and the intake's ZADD NX is all the dedupe it needs. Each operation is
+// one round trip and atomic: a Lua script, named and described below in
+// the style of hibiken/asynq, or for the intake's enqueue, whose speed
+// matters most, a MULTI/EXEC of two plain commands (enqueue.go).
 //
 // Key layout, every key under the prefix given to New:
 //
-//	pending       ZSET  id → visible-at (unix ms)
-//	payloads      HASH  id → payload bytes
+//	pending       ZSET  id → visible-at (unix ms) while queued, leased or
+//	                    delayed; doneBase + acked-at for the dedupe window
+//	                    after an ack; deadBase + buried-at once buried
+//	payloads      HASH  id → payload bytes (until acked)
 //	attempts      HASH  id → failed attempts so far (absent = 0)
 //	claims        HASH  id → token of the claim holding the lease
 //	errors        HASH  id → last error message
-//	dead          ZSET  id → time it was buried (unix ms)
-//	done          ZSET  id → time it was acked (unix ms), kept for the
-//	                    dedupe window so that a late redelivery is ignored
 //
 // All keys a script touches are passed in KEYS (Upstash and Redis Cluster
 // rules).
@@ -45,6 +48,14 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+)
+
+// Score bands of pending above the visible-at times (unix ms, about 1.8e12
+// today; 1e14 is the year 5138). Scores stay below 2^53, so float64 holds
+// them exactly.
+const (
+	doneBase int64 = 100_000_000_000_000 // acked at t: doneBase + t
+	deadBase int64 = 200_000_000_000_000 // buried at t: deadBase + t
 )
 
 // DefaultDedupeWindow is how long a delivery id is remembered. Strava
@@ -64,7 +75,7 @@ type Queue struct {
 }
 
 type keys struct {
-	prefix, pending, payloads, attempts, claims, errors, dead, done string
+	prefix, pending, payloads, attempts, claims, errors string
 }
 
 // Option configures a Queue.
@@ -98,8 +109,6 @@ func New(client rueidis.Client, prefix string, opts ...Option) *Queue {
 			attempts: prefix + "attempts",
 			claims:   prefix + "claims",
 			errors:   prefix + "errors",
-			dead:     prefix + "dead",
-			done:     prefix + "done",
 		},
 		dedupeWindow:   DefaultDedupeWindow,
 		enqueueTimeout: DefaultEnqueueTimeout,
@@ -186,34 +195,44 @@ func (q *Queue) Claim(ctx context.Context, max int, lease time.Duration) ([]Mess
 	return msgs, nil
 }
 
-// ackScript removes finished events whose lease the caller still holds and
-// remembers their ids in done for the dedupe window.
+// ackScript removes finished events whose lease the caller still holds,
+// keeping each id in pending's done band for the dedupe window.
 //
-//	KEYS[1] pending   KEYS[2] payloads   KEYS[3] claims   KEYS[4] attempts   KEYS[5] errors   KEYS[6] done
-//	ARGV[1] claim token   ARGV[2] now (ms)   ARGV[3] forget done before (ms)   ARGV[4..] ids
+//	KEYS[1] pending   KEYS[2] payloads   KEYS[3] claims   KEYS[4] attempts   KEYS[5] errors
+//	ARGV[1] claim token   ARGV[2] done score (doneBase + now)
+//	ARGV[3] done band start (doneBase)   ARGV[4] forget done before (doneBase + now - window)
+//	ARGV[5..] ids
 //
 // Returns how many were removed. An event whose lease passed to another
 // claim is left to that claim: the work is idempotent, and removing it
-// under the other drain's feet would make its ack lie. Pruning done here,
-// where the drain already pays a round trip, keeps the intake's script
-// short.
+// under the other drain's feet would make its ack lie. Forgetting expired
+// dedupe records here, where the drain already pays a round trip, keeps the
+// intake's commands short; so does deleting the payload a late redelivery
+// of such an id stored (see enqueue.go). At most pruneBatch per ack keeps
+// the script short: Redis serves nobody else while it runs.
 var ackScript = rueidis.NewLuaScript(`
 local removed = 0
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   local id = ARGV[i]
   if redis.call('HGET', KEYS[3], id) == ARGV[1] then
-    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
     redis.call('HDEL', KEYS[2], id)
     redis.call('HDEL', KEYS[3], id)
     redis.call('HDEL', KEYS[4], id)
     redis.call('HDEL', KEYS[5], id)
-    redis.call('ZADD', KEYS[6], ARGV[2], id)
     removed = removed + 1
   end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', '(' .. ARGV[3])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[3], '(' .. ARGV[4], 'LIMIT', 0, ` + pruneBatch + `)
+for _, id in ipairs(expired) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+end
 return removed
 `)
+
+// pruneBatch bounds how many expired dedupe records one ack forgets.
+const pruneBatch = "1000"
 
 // Ack removes done events of one claim (all share its token). It returns
 // how many were still held by that claim.
@@ -223,8 +242,8 @@ func (q *Queue) Ack(ctx context.Context, token string, ids ...string) (int, erro
 	}
 	now := q.now()
 	n, err := ackScript.Exec(ctx, q.client,
-		[]string{q.keys.pending, q.keys.payloads, q.keys.claims, q.keys.attempts, q.keys.errors, q.keys.done},
-		append([]string{token, ms(now), ms(now.Add(-q.dedupeWindow))}, ids...),
+		[]string{q.keys.pending, q.keys.payloads, q.keys.claims, q.keys.attempts, q.keys.errors},
+		append([]string{token, banded(doneBase, now), strconv.FormatInt(doneBase, 10), banded(doneBase, now.Add(-q.dedupeWindow))}, ids...),
 	).AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("ack %d events: %w", len(ids), err)
@@ -234,8 +253,8 @@ func (q *Queue) Ack(ctx context.Context, token string, ids ...string) (int, erro
 
 // failScript records a failed attempt: retry later, or bury after the last.
 //
-//	KEYS[1] pending   KEYS[2] claims   KEYS[3] attempts   KEYS[4] errors   KEYS[5] dead
-//	ARGV[1] claim token   ARGV[2] id   ARGV[3] now (ms)   ARGV[4] retry at (ms)
+//	KEYS[1] pending   KEYS[2] claims   KEYS[3] attempts   KEYS[4] errors
+//	ARGV[1] claim token   ARGV[2] id   ARGV[3] dead score (deadBase + now)   ARGV[4] retry at (ms)
 //	ARGV[5] max attempts (0 = bury now)   ARGV[6] error message
 //
 // Returns {attempts, buried (0|1)}, or {-1, 0} when the lease was lost.
@@ -247,8 +266,7 @@ local attempts = redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[6])
 redis.call('HDEL', KEYS[2], ARGV[2])
 if attempts >= tonumber(ARGV[5]) then
-  redis.call('ZREM', KEYS[1], ARGV[2])
-  redis.call('ZADD', KEYS[5], ARGV[3], ARGV[2])
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
   return {attempts, 1}
 end
 redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
@@ -271,8 +289,8 @@ func (q *Queue) Fail(ctx context.Context, msg Message, cause string, retryIn tim
 	}
 	now := q.now()
 	vals, err := failScript.Exec(ctx, q.client,
-		[]string{q.keys.pending, q.keys.claims, q.keys.attempts, q.keys.errors, q.keys.dead},
-		[]string{msg.Token, msg.ID, ms(now), ms(now.Add(retryIn)), strconv.Itoa(maxAttempts), cause},
+		[]string{q.keys.pending, q.keys.claims, q.keys.attempts, q.keys.errors},
+		[]string{msg.Token, msg.ID, banded(deadBase, now), ms(now.Add(retryIn)), strconv.Itoa(maxAttempts), cause},
 	).AsIntSlice()
 	if err != nil {
 		return FailResult{}, fmt.Errorf("fail %s: %w", msg.ID, err)
@@ -327,21 +345,22 @@ func (q *Queue) Release(ctx context.Context, token string, visibleAt time.Time, 
 // redriveScript moves up to ARGV[2] dead events back to ready with a clean
 // slate (no attempts, no error).
 //
-//	KEYS[1] dead   KEYS[2] pending   KEYS[3] attempts   KEYS[4] errors   KEYS[5] payloads
-//	ARGV[1] now (ms)   ARGV[2] batch size
+//	KEYS[1] pending   KEYS[2] attempts   KEYS[3] errors   KEYS[4] payloads
+//	ARGV[1] now (ms)   ARGV[2] batch size   ARGV[3] dead band start (deadBase)
 //
 // Returns {examined, moved}. Batches keep each script short: Redis runs
 // nothing else while a script runs.
 var redriveScript = rueidis.NewLuaScript(`
-local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[3], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
 local moved = 0
 for _, id in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], id)
-  if redis.call('HEXISTS', KEYS[5], id) == 1 then
-    redis.call('ZADD', KEYS[2], ARGV[1], id)
+  if redis.call('HEXISTS', KEYS[4], id) == 1 then
+    redis.call('ZADD', KEYS[1], ARGV[1], id)
+    redis.call('HDEL', KEYS[2], id)
     redis.call('HDEL', KEYS[3], id)
-    redis.call('HDEL', KEYS[4], id)
     moved = moved + 1
+  else
+    redis.call('ZREM', KEYS[1], id)
   end
 end
 return {#ids, moved}
@@ -354,8 +373,8 @@ func (q *Queue) Redrive(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		vals, err := redriveScript.Exec(ctx, q.client,
-			[]string{q.keys.dead, q.keys.pending, q.keys.attempts, q.keys.errors, q.keys.payloads},
-			[]string{ms(q.now()), strconv.Itoa(redriveBatch)},
+			[]string{q.keys.pending, q.keys.attempts, q.keys.errors, q.keys.payloads},
+			[]string{ms(q.now()), strconv.Itoa(redriveBatch), strconv.FormatInt(deadBase, 10)},
 		).AsIntSlice()
 		if err == nil && len(vals) != 2 {
 			err = fmt.Errorf("unexpected reply %v", vals)
@@ -392,9 +411,9 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	b := q.client.B()
 	res := q.client.DoMulti(ctx,
 		b.Zcount().Key(q.keys.pending).Min("-inf").Max(ms(now)).Build(),
-		b.Zcount().Key(q.keys.pending).Min("("+ms(now)).Max("+inf").Build(),
+		b.Zcount().Key(q.keys.pending).Min("("+ms(now)).Max("("+strconv.FormatInt(doneBase, 10)).Build(),
 		b.Hlen().Key(q.keys.claims).Build(),
-		b.Zcard().Key(q.keys.dead).Build(),
+		b.Zcount().Key(q.keys.pending).Min(strconv.FormatInt(deadBase, 10)).Max("+inf").Build(),
 		b.Zrange().Key(q.keys.pending).Min("0").Max("0").Withscores().Build(),
 	)
 	var s Stats
@@ -434,7 +453,8 @@ func (q *Queue) Dead(ctx context.Context, limit int) ([]DeadMessage, error) {
 		return nil, nil
 	}
 	b := q.client.B()
-	entries, err := q.client.Do(ctx, b.Zrange().Key(q.keys.dead).Min("0").Max(strconv.Itoa(limit-1)).Rev().Withscores().Build()).AsZScores()
+	entries, err := q.client.Do(ctx, b.Zrange().Key(q.keys.pending).Min("+inf").Max(strconv.FormatInt(deadBase, 10)).
+		Byscore().Rev().Limit(0, int64(limit)).Withscores().Build()).AsZScores()
 	if err != nil {
 		return nil, fmt.Errorf("list dead events: %w", err)
 	}
@@ -461,12 +481,15 @@ func (q *Queue) Dead(ctx context.Context, limit int) ([]DeadMessage, error) {
 		payload, _ := cols[0][i].ToString()
 		attempts, _ := cols[1][i].AsInt64()
 		cause, _ := cols[2][i].ToString()
-		out[i] = DeadMessage{ID: e.Member, Payload: []byte(payload), Attempts: int(attempts), Error: cause, DiedAt: time.UnixMilli(int64(e.Score))}
+		out[i] = DeadMessage{ID: e.Member, Payload: []byte(payload), Attempts: int(attempts), Error: cause, DiedAt: time.UnixMilli(int64(e.Score) - deadBase)}
 	}
 	return out, nil
 }
 
 func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
+// banded is t's score in the band that starts at base.
+func banded(base int64, t time.Time) string { return strconv.FormatInt(base+t.UnixMilli(), 10) }
 
 func newToken() string {
 	b := make([]byte, 12)

@@ -175,9 +175,66 @@ func TestAckRemovesEverythingButTheDedupeRecord(t *testing.T) {
 	}
 	keys := r.Keys(t)
 	sort.Strings(keys)
-	want := []string{r.Prefix + "done"}
+	// The dedupe records are the ids in pending's done band.
+	want := []string{r.Prefix + "pending"}
 	if strings.Join(keys, " ") != strings.Join(want, " ") {
 		t.Fatalf("keys after ack = %v, want %v", keys, want)
+	}
+	if n, err := r.Client.Do(ctx, r.Client.B().Zcard().Key(r.Prefix+"pending").Build()).AsInt64(); n != 2 || err != nil {
+		t.Fatalf("pending holds %d ids (%v), want the 2 dedupe records", n, err)
+	}
+	if s := mustStats(t, q); s != (queue.Stats{}) {
+		t.Fatalf("stats after ack = %+v, want all zero", s)
+	}
+	if again, _ := q.Claim(ctx, 10, time.Minute); len(again) != 0 {
+		t.Fatalf("acked events claimed again: %v", ids(again))
+	}
+}
+
+// A buried event stays buried when Strava delivers it again: the dead list
+// keeps the first delivery, and nothing is queued.
+func TestRedeliveryOfADeadEventIsIgnored(t *testing.T) {
+	q, _, _ := setup(t)
+	ctx := context.Background()
+	mustEnqueue(t, q, "a")
+	got, _ := q.Claim(ctx, 1, time.Minute)
+	if _, err := q.Fail(ctx, got[0], "gone", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if added, err := q.Enqueue(ctx, "a", []byte("second delivery")); added || err != nil {
+		t.Fatalf("redelivery of a dead event = %v, %v; want false, nil", added, err)
+	}
+	if s := mustStats(t, q); s.Ready != 0 || s.Delayed != 0 || s.Dead != 1 {
+		t.Fatalf("stats = %+v, want only 1 dead", s)
+	}
+	dead, _ := q.Dead(ctx, 10)
+	if len(dead) != 1 || string(dead[0].Payload) != `{"id":"a"}` {
+		t.Fatalf("dead = %+v, want the first delivery's payload", dead)
+	}
+}
+
+// A redelivery after the ack stores a payload nobody reads (the enqueue
+// writes it before ZADD NX finds the dedupe record); it goes with the
+// record when the window ends.
+func TestLateRedeliveryLeavesNothingBehindTheWindow(t *testing.T) {
+	q, c, r := setup(t)
+	ctx := context.Background()
+	mustEnqueue(t, q, "a")
+	got, _ := q.Claim(ctx, 1, time.Minute)
+	q.Ack(ctx, got[0].Token, "a")
+	if added, _ := q.Enqueue(ctx, "a", []byte("late")); added {
+		t.Fatal("late redelivery queued")
+	}
+	c.Advance(queue.DefaultDedupeWindow + time.Minute)
+	mustEnqueue(t, q, "b")
+	got, _ = q.Claim(ctx, 1, time.Minute)
+	q.Ack(ctx, got[0].Token, "b")
+	payloads, err := r.Client.Do(ctx, r.Client.B().Hlen().Key(r.Prefix+"payloads").Build()).AsInt64()
+	if err != nil || payloads != 0 {
+		t.Fatalf("payloads left after the window: %d (%v), want 0", payloads, err)
+	}
+	if n, _ := r.Client.Do(ctx, r.Client.B().Zcard().Key(r.Prefix+"pending").Build()).AsInt64(); n != 1 {
+		t.Fatalf("pending holds %d ids, want only b's dedupe record", n)
 	}
 }
 
