@@ -21,6 +21,7 @@ import (
 	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/rdb"
 	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
+	"github.com/stravahook/stravahook/lib/strava"
 )
 
 const verifyToken = "STRAVA-verify-7f3a"
@@ -99,6 +100,13 @@ func (in *intake) queued(t *testing.T) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
 		out[i] = string(m.Payload)
+		if len(m.Payload) == 0 { // stored as its key alone, as the processor reads it
+			ev, err := strava.ParseKey(m.ID)
+			if err != nil {
+				t.Fatalf("queued %q without a payload, and its key does not parse: %v", m.ID, err)
+			}
+			out[i] = string(ev.AppendJSON(nil))
+		}
 	}
 	return out
 }

@@ -63,7 +63,7 @@ func coalesce(msgs []queue.Message) ([]*group, []undecodable) {
 		byKey  = map[string]*group{}
 	)
 	for _, m := range msgs {
-		ev, err := strava.DecodeEvent(m.Payload)
+		ev, err := decode(m)
 		if err != nil {
 			bad = append(bad, undecodable{msg: m, err: err})
 			continue
@@ -86,6 +86,15 @@ func coalesce(msgs []queue.Message) ([]*group, []undecodable) {
 		g.kind = kindOf(g)
 	}
 	return groups, bad
+}
+
+// decode returns the claimed event: its payload, or for an event the
+// intake stored without one (no updates), its key.
+func decode(m queue.Message) (strava.Event, error) {
+	if len(m.Payload) == 0 {
+		return strava.ParseKey(m.ID)
+	}
+	return strava.DecodeEvent(m.Payload)
 }
 
 // supersedes reports whether ev decides over current: it is later, or as

@@ -2,7 +2,6 @@ package processor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"sync"
@@ -163,11 +162,7 @@ func deauthorization(athlete, at int64) strava.Event {
 func (e *env) enqueue(events ...strava.Event) {
 	e.t.Helper()
 	for _, ev := range events {
-		payload, err := json.Marshal(ev)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		if added, err := e.queue.Enqueue(context.Background(), ev.Key(), payload); err != nil || !added {
+		if added, err := e.queue.Enqueue(context.Background(), ev.Key(), ev.Payload()); err != nil || !added {
 			e.t.Fatalf("enqueue %s: added=%v err=%v", ev.Key(), added, err)
 		}
 	}

@@ -12,8 +12,11 @@ import (
 
 // An enqueue is one MULTI/EXEC transaction, no script: per delivery
 //
-//	HSETNX payloads id payload
+//	HSETNX payloads id payload   (only for a non-empty payload)
 //	ZADD   pending NX now id
+//
+// A batch of deliveries without payloads (the caller can rebuild those
+// from the id) needs no MULTI: it is ZADD commands only, each atomic.
 //
 // ZADD NX is the dedupe test and its reply (1 queued, 0 seen already) is
 // the answer: an id is seen while it is in pending, and pending keeps it
@@ -35,7 +38,9 @@ const DefaultEnqueueTimeout = 5 * time.Second
 
 // Enqueue queues payload under id unless id was queued within the dedupe
 // window; added is false for a repeated delivery. When err is nil the event
-// is stored in Redis.
+// is stored in Redis. An empty payload is not stored at all: for callers
+// whose ids say everything (Claim then returns an empty Payload), that
+// saves Redis a command per event.
 //
 // Concurrent calls are committed together: while one batch is on its way
 // to Redis, new calls gather, and the next batch carries them all in one
@@ -158,32 +163,36 @@ func (q *Queue) commit(ctx context.Context, batch []*enqueueRequest) {
 	now := float64(q.now().UnixMilli())
 	b := client.B()
 	cmds := make(rueidis.Commands, 0, 2+2*len(batch))
-	cmds = append(cmds, b.Multi().Build())
 	for _, r := range batch {
-		cmds = append(cmds, b.Hsetnx().Key(q.keys.payloads).Field(r.id).Value(rueidis.BinaryString(r.payload)).Build())
+		if len(r.payload) > 0 {
+			cmds = append(cmds, b.Hsetnx().Key(q.keys.payloads).Field(r.id).Value(rueidis.BinaryString(r.payload)).Build())
+		}
 	}
+	transaction := len(cmds) > 0
 	for _, r := range batch {
 		cmds = append(cmds, b.Zadd().Key(q.keys.pending).Nx().ScoreMember().ScoreMember(now, r.id).Build())
 	}
-	cmds = append(cmds, b.Exec().Build())
-	replies, err := execReplies(client.DoMulti(ctx, cmds...))
-	if err == nil && len(replies) != 2*len(batch) {
-		err = errors.New("unexpected reply length from the enqueue transaction")
+	var added []int64
+	var err error
+	if transaction {
+		cmds = append(append(rueidis.Commands{b.Multi().Build()}, cmds...), b.Exec().Build())
+		added, err = transactionTail(client.DoMulti(ctx, cmds...), len(batch))
+	} else {
+		added, err = replyInts(client.DoMulti(ctx, cmds...))
 	}
 	for i, r := range batch {
 		if err != nil {
 			r.err = err
 		} else {
-			added, zerr := replies[len(batch)+i].AsInt64()
-			r.added, r.err = added == 1, zerr
+			r.added = added[i] == 1
 		}
 		close(r.done)
 	}
 }
 
-// execReplies returns the replies of the commands a MULTI/EXEC ran, or the
-// first error of the transaction.
-func execReplies(results []rueidis.RedisResult) ([]rueidis.RedisMessage, error) {
+// transactionTail returns the integer replies of the last n commands a
+// MULTI/EXEC ran, or the transaction's first error.
+func transactionTail(results []rueidis.RedisResult, n int) ([]int64, error) {
 	for _, res := range results[:len(results)-1] {
 		if err := res.Error(); err != nil {
 			return nil, err
@@ -193,5 +202,29 @@ func execReplies(results []rueidis.RedisResult) ([]rueidis.RedisMessage, error) 
 	if rueidis.IsRedisNil(err) {
 		return nil, errors.New("enqueue transaction aborted")
 	}
-	return replies, err
+	if err != nil {
+		return nil, err
+	}
+	if len(replies) < n {
+		return nil, errors.New("unexpected reply length from the enqueue transaction")
+	}
+	out := make([]int64, n)
+	for i, m := range replies[len(replies)-n:] {
+		if out[i], err = m.AsInt64(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// replyInts returns the integer reply of each command, or the first error.
+func replyInts(results []rueidis.RedisResult) ([]int64, error) {
+	out := make([]int64, len(results))
+	for i, res := range results {
+		var err error
+		if out[i], err = res.AsInt64(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

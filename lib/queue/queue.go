@@ -29,7 +29,8 @@
 //	pending       ZSET  id → visible-at (unix ms) while queued, leased or
 //	                    delayed; doneBase + acked-at for the dedupe window
 //	                    after an ack; deadBase + buried-at once buried
-//	payloads      HASH  id → payload bytes (until acked)
+//	payloads      HASH  id → payload bytes (until acked; none for an event
+//	                    enqueued with an empty payload)
 //	attempts      HASH  id → failed attempts so far (absent = 0)
 //	claims        HASH  id → token of the claim holding the lease
 //	errors        HASH  id → last error message
@@ -145,23 +146,18 @@ var ErrLeaseLost = errors.New("queue: lease lost")
 //	ARGV[1] now (ms)   ARGV[2] lease end (ms)   ARGV[3] max   ARGV[4] claim token
 //
 // Returns a flat list: id, payload, attempts, id, payload, attempts, …
-// Moving the score to the lease end is what hides the event from other
-// drains; doing it in the same script as the read makes two concurrent
-// claims disjoint. An id without a payload is an orphan and is dropped.
+// (an empty payload for an event enqueued without one). Moving the score
+// to the lease end is what hides the event from other drains; doing it in
+// the same script as the read makes two concurrent claims disjoint.
 var claimScript = rueidis.NewLuaScript(`
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
 for _, id in ipairs(ids) do
-  local payload = redis.call('HGET', KEYS[2], id)
-  if payload then
-    redis.call('ZADD', KEYS[1], ARGV[2], id)
-    redis.call('HSET', KEYS[3], id, ARGV[4])
-    out[#out + 1] = id
-    out[#out + 1] = payload
-    out[#out + 1] = redis.call('HGET', KEYS[4], id) or '0'
-  else
-    redis.call('ZREM', KEYS[1], id)
-  end
+  redis.call('ZADD', KEYS[1], ARGV[2], id)
+  redis.call('HSET', KEYS[3], id, ARGV[4])
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', KEYS[2], id) or ''
+  out[#out + 1] = redis.call('HGET', KEYS[4], id) or '0'
 end
 return out
 `)
@@ -345,7 +341,7 @@ func (q *Queue) Release(ctx context.Context, token string, visibleAt time.Time, 
 // redriveScript moves up to ARGV[2] dead events back to ready with a clean
 // slate (no attempts, no error).
 //
-//	KEYS[1] pending   KEYS[2] attempts   KEYS[3] errors   KEYS[4] payloads
+//	KEYS[1] pending   KEYS[2] attempts   KEYS[3] errors
 //	ARGV[1] now (ms)   ARGV[2] batch size   ARGV[3] dead band start (deadBase)
 //
 // Returns {examined, moved}. Batches keep each script short: Redis runs
@@ -354,14 +350,10 @@ var redriveScript = rueidis.NewLuaScript(`
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[3], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
 local moved = 0
 for _, id in ipairs(ids) do
-  if redis.call('HEXISTS', KEYS[4], id) == 1 then
-    redis.call('ZADD', KEYS[1], ARGV[1], id)
-    redis.call('HDEL', KEYS[2], id)
-    redis.call('HDEL', KEYS[3], id)
-    moved = moved + 1
-  else
-    redis.call('ZREM', KEYS[1], id)
-  end
+  redis.call('ZADD', KEYS[1], ARGV[1], id)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
+  moved = moved + 1
 end
 return {#ids, moved}
 `)
@@ -373,7 +365,7 @@ func (q *Queue) Redrive(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		vals, err := redriveScript.Exec(ctx, q.client,
-			[]string{q.keys.pending, q.keys.attempts, q.keys.errors, q.keys.payloads},
+			[]string{q.keys.pending, q.keys.attempts, q.keys.errors},
 			[]string{ms(q.now()), strconv.Itoa(redriveBatch), strconv.FormatInt(deadBase, 10)},
 		).AsIntSlice()
 		if err == nil && len(vals) != 2 {

@@ -455,3 +455,72 @@ func TestRedisDownGivesErrors(t *testing.T) {
 		t.Fatalf("ready = %d, want the 1 event stored before the cut", s.Ready)
 	}
 }
+
+// An event whose id says everything is stored as its id alone: no payload
+// in Redis, an empty Payload when claimed, and the same dedupe, death and
+// redrive as any other.
+func TestEventWithoutPayloadIsStoredAsItsIDAlone(t *testing.T) {
+	q, _, r := setup(t)
+	ctx := context.Background()
+	if added, err := q.Enqueue(ctx, "k1", nil); !added || err != nil {
+		t.Fatalf("Enqueue = %v, %v", added, err)
+	}
+	if added, _ := q.Enqueue(ctx, "k1", nil); added {
+		t.Fatal("repeated delivery queued")
+	}
+	if keys := r.Keys(t); len(keys) != 1 || keys[0] != r.Prefix+"pending" {
+		t.Fatalf("keys = %v, want only pending", keys)
+	}
+	got, _ := q.Claim(ctx, 10, time.Minute)
+	if len(got) != 1 || got[0].ID != "k1" || len(got[0].Payload) != 0 {
+		t.Fatalf("claimed %+v, want k1 with an empty payload", got)
+	}
+	if _, err := q.Fail(ctx, got[0], "gone", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if dead, _ := q.Dead(ctx, 10); len(dead) != 1 || dead[0].ID != "k1" {
+		t.Fatalf("dead = %+v", dead)
+	}
+	if n, err := q.Redrive(ctx); n != 1 || err != nil {
+		t.Fatalf("Redrive = %d, %v", n, err)
+	}
+	if again, _ := q.Claim(ctx, 10, time.Minute); len(again) != 1 || again[0].Attempts != 0 {
+		t.Fatalf("after redrive: %+v", again)
+	}
+}
+
+// A batch mixing events with and without payloads commits in one go.
+func TestEnqueueMixedBatch(t *testing.T) {
+	q, _, _ := setup(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var payload []byte
+			if i%2 == 0 {
+				payload = []byte(fmt.Sprintf(`{"n":%d}`, i))
+			}
+			if added, err := q.Enqueue(ctx, fmt.Sprintf("m%02d", i), payload); !added || err != nil {
+				t.Errorf("Enqueue(m%02d) = %v, %v", i, added, err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, _ := q.Claim(ctx, 100, time.Minute)
+	if len(got) != 40 {
+		t.Fatalf("claimed %d, want 40", len(got))
+	}
+	for _, m := range got {
+		var i int
+		fmt.Sscanf(m.ID, "m%02d", &i)
+		want := ""
+		if i%2 == 0 {
+			want = fmt.Sprintf(`{"n":%d}`, i)
+		}
+		if string(m.Payload) != want {
+			t.Errorf("%s: payload %q, want %q", m.ID, m.Payload, want)
+		}
+	}
+}

@@ -52,6 +52,55 @@ func (e Event) Key() string {
 	return string(b)
 }
 
+// ParseKey rebuilds the event whose Key is key. The key holds every field
+// but Updates, so for an event without updates it is the whole event: the
+// intake stores such events by key alone.
+func ParseKey(key string) (Event, error) {
+	fields := strings.Split(key, ":")
+	if len(fields) != 6 {
+		return Event{}, &EventError{Reason: fmt.Sprintf("event key %q does not have 6 fields", key)}
+	}
+	var ev Event
+	var err error
+	if ev.SubscriptionID, err = keyID("subscription_id", fields[0]); err != nil {
+		return Event{}, err
+	}
+	if ev.ObjectType, err = oneOf("object_type", &fields[1], ObjectActivity, ObjectAthlete); err != nil {
+		return Event{}, err
+	}
+	if ev.ObjectID, err = keyID("object_id", fields[2]); err != nil {
+		return Event{}, err
+	}
+	if ev.AspectType, err = oneOf("aspect_type", &fields[3], AspectCreate, AspectUpdate, AspectDelete); err != nil {
+		return Event{}, err
+	}
+	if ev.OwnerID, err = keyID("owner_id", fields[4]); err != nil {
+		return Event{}, err
+	}
+	if ev.EventTime, err = keyID("event_time", fields[5]); err != nil {
+		return Event{}, err
+	}
+	return ev, nil
+}
+
+func keyID(field, text string) (int64, error) {
+	n, err := strconv.ParseInt(text, 10, 64)
+	if err != nil || n <= 0 || strconv.FormatInt(n, 10) != text {
+		return 0, &EventError{Field: field, Reason: "must be a positive integer"}
+	}
+	return n, nil
+}
+
+// Payload is what must be stored beside the event's Key to rebuild it: nil
+// when the key holds the whole event (no updates: every create and delete),
+// else the event's JSON.
+func (e Event) Payload() []byte {
+	if len(e.Updates) == 0 {
+		return nil
+	}
+	return e.AppendJSON(make([]byte, 0, 256))
+}
+
 // AppendJSON appends the event's JSON, the same bytes as json.Marshal
 // gives, without reflection: the intake encodes one event per request.
 func (e Event) AppendJSON(b []byte) []byte {

@@ -227,3 +227,40 @@ func TestKeyAndAppendJSONMatchTheReflectiveForms(t *testing.T) {
 		t.Fatalf("AppendJSON = %s, want %s", got, want)
 	}
 }
+
+func TestParseKeyRebuildsEventsWithoutUpdates(t *testing.T) {
+	for _, ev := range []Event{
+		{ObjectType: "activity", ObjectID: 1360128428, AspectType: "create", OwnerID: 134815, SubscriptionID: 120475, EventTime: 1516126040},
+		{ObjectType: "activity", ObjectID: 9223372036854775807, AspectType: "delete", OwnerID: 1, SubscriptionID: 1, EventTime: 1},
+		{ObjectType: "athlete", ObjectID: 7, AspectType: "update", OwnerID: 7, SubscriptionID: 3, EventTime: 2},
+	} {
+		got, err := ParseKey(ev.Key())
+		if err != nil || !reflect.DeepEqual(got, ev) {
+			t.Errorf("ParseKey(%q) = %+v, %v; want %+v", ev.Key(), got, err, ev)
+		}
+	}
+}
+
+func TestParseKeyRejectsWhatKeyNeverMakes(t *testing.T) {
+	for _, key := range []string{
+		"", "1:activity:2:create:3", "1:activity:2:create:3:4:5", "x:activity:2:create:3:4",
+		"1:club:2:create:3:4", "1:activity:2:rename:3:4", "1:activity:0:create:3:4",
+		"1:activity:-2:create:3:4", "1:activity:02:create:3:4", "1:activity:2:create:3:+4",
+	} {
+		if ev, err := ParseKey(key); err == nil {
+			t.Errorf("ParseKey(%q) = %+v, want an error", key, ev)
+		}
+	}
+}
+
+func TestPayloadIsNilExactlyWhenTheKeyHoldsTheEvent(t *testing.T) {
+	create := Event{ObjectType: "activity", ObjectID: 2, AspectType: "create", OwnerID: 3, SubscriptionID: 4, EventTime: 5}
+	if p := create.Payload(); p != nil {
+		t.Errorf("create: payload %s, want nil", p)
+	}
+	deauth := Event{ObjectType: "athlete", ObjectID: 3, AspectType: "update", OwnerID: 3, SubscriptionID: 4, EventTime: 5, Updates: map[string]string{"authorized": "false"}}
+	got, err := DecodeEvent(deauth.Payload())
+	if err != nil || !reflect.DeepEqual(got, deauth) {
+		t.Errorf("deauthorization: payload decodes to %+v, %v; want %+v", got, err, deauth)
+	}
+}

@@ -229,7 +229,9 @@ func (h *handler) enqueue(ctx context.Context, ev strava.Event) (outcome string,
 	if !h.wanted(ev) {
 		return outcomeIgnored, http.StatusOK, nil
 	}
-	added, err := h.queue.Enqueue(ctx, ev.Key(), ev.AppendJSON(make([]byte, 0, 256)))
+	// Creates and deletes are stored as their key alone (ev.Payload is
+	// nil): one Redis command instead of two.
+	added, err := h.queue.Enqueue(ctx, ev.Key(), ev.Payload())
 	if err != nil {
 		return "", http.StatusServiceUnavailable, err
 	}
