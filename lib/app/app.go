@@ -43,10 +43,10 @@ type Option func(*options)
 
 type options struct{ enqueueLanes []rueidis.Client }
 
-// WithEnqueueLanes gives the intake more Redis connections to send event
-// batches on in parallel (see queue.WithEnqueueLanes). A long-running
-// server gains from it; a Vercel instance serves one request at a time and
-// does not.
+// WithEnqueueLanes gives the intake Redis connections of its own to send
+// event batches on, in parallel (see queue.WithEnqueueLanes). A
+// long-running server gains from it; a Vercel instance serves one request
+// at a time and does not.
 func WithEnqueueLanes(clients ...rueidis.Client) Option {
 	return func(o *options) { o.enqueueLanes = append(o.enqueueLanes, clients...) }
 }

@@ -71,8 +71,8 @@ type Queue struct {
 	enqueueTimeout time.Duration
 	now            func() time.Time
 
-	enqueues   groupCommit
-	extraLanes []rueidis.Client
+	enqueues groupCommit
+	lanes    []rueidis.Client
 }
 
 type keys struct {
@@ -88,12 +88,17 @@ func WithClock(now func() time.Time) Option { return func(q *Queue) { q.now = no
 // WithDedupeWindow sets how long a delivery id is remembered.
 func WithDedupeWindow(d time.Duration) Option { return func(q *Queue) { q.dedupeWindow = d } }
 
-// WithEnqueueLanes adds Redis clients (to the same server) on which
-// enqueue batches travel in parallel with the main client's: with one lane
+// WithEnqueueLanes gives enqueue batches Redis clients (to the same
+// server) of their own, used instead of the main client: one batch per
+// client at a time, several batches in parallel. A client that only ever
+// has one command in flight stays in rueidis's synchronous mode, its
+// fastest for a lone request; a single concurrent command from anyone
+// else (a claim, a stats read) switches it to pipelining for good, which
+// measured 0.12 instead of 0.09 ms per light-load request. With one lane,
 // a request arriving during a batch's round trip waits for it to end.
 // The caller closes them.
 func WithEnqueueLanes(clients ...rueidis.Client) Option {
-	return func(q *Queue) { q.extraLanes = append(q.extraLanes, clients...) }
+	return func(q *Queue) { q.lanes = append(q.lanes, clients...) }
 }
 
 // WithEnqueueTimeout bounds how long Enqueue waits for Redis.
@@ -118,9 +123,11 @@ func New(client rueidis.Client, prefix string, opts ...Option) *Queue {
 	for _, o := range opts {
 		o(q)
 	}
-	q.enqueues.lanes = make(chan rueidis.Client, 1+len(q.extraLanes))
-	q.enqueues.lanes <- client
-	for _, c := range q.extraLanes {
+	if len(q.lanes) == 0 {
+		q.lanes = []rueidis.Client{client}
+	}
+	q.enqueues.lanes = make(chan rueidis.Client, len(q.lanes))
+	for _, c := range q.lanes {
 		q.enqueues.lanes <- c
 	}
 	return q

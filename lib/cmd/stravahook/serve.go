@@ -73,11 +73,12 @@ func serve(ctx context.Context, e env, addr, redisAddr string) error {
 	if cfg.VerifyToken == "" {
 		fmt.Fprintln(e.stderr, "warning: STRAVA_VERIFY_TOKEN is unset: Strava's validation GET will get a 500")
 	}
-	// One more connection lets two event batches travel to Redis at once;
-	// with one, a POST arriving during a round trip waits for it. More
-	// lanes made batches smaller under load and cost throughput.
+	// Two connections of the intake's own let two event batches travel to
+	// Redis at once (with one, a POST arriving during a round trip waits
+	// for it; more made batches smaller under load and cost throughput),
+	// and nothing else shares them (see queue.WithEnqueueLanes).
 	var lanes []rueidis.Client
-	for range 1 {
+	for range 2 {
 		lane, err := rdb.Connect(ctx, cfg.RedisURL)
 		if err != nil {
 			return err
