@@ -351,18 +351,16 @@ func (q *Queue) Release(ctx context.Context, token string, visibleAt time.Time, 
 //	KEYS[1] pending   KEYS[2] attempts   KEYS[3] errors
 //	ARGV[1] now (ms)   ARGV[2] batch size   ARGV[3] dead band start (deadBase)
 //
-// Returns {examined, moved}. Batches keep each script short: Redis runs
+// Returns how many it moved. Batches keep each script short: Redis runs
 // nothing else while a script runs.
 var redriveScript = rueidis.NewLuaScript(`
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[3], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
-local moved = 0
 for _, id in ipairs(ids) do
   redis.call('ZADD', KEYS[1], ARGV[1], id)
   redis.call('HDEL', KEYS[2], id)
   redis.call('HDEL', KEYS[3], id)
-  moved = moved + 1
 end
-return {#ids, moved}
+return #ids
 `)
 
 const redriveBatch = 500
@@ -371,18 +369,15 @@ const redriveBatch = 500
 func (q *Queue) Redrive(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		vals, err := redriveScript.Exec(ctx, q.client,
+		moved, err := redriveScript.Exec(ctx, q.client,
 			[]string{q.keys.pending, q.keys.attempts, q.keys.errors},
 			[]string{ms(q.now()), strconv.Itoa(redriveBatch), strconv.FormatInt(deadBase, 10)},
-		).AsIntSlice()
-		if err == nil && len(vals) != 2 {
-			err = fmt.Errorf("unexpected reply %v", vals)
-		}
+		).AsInt64()
 		if err != nil {
 			return total, fmt.Errorf("redrive dead events: %w", err)
 		}
-		total += int(vals[1])
-		if vals[0] < redriveBatch {
+		total += int(moved)
+		if moved < redriveBatch {
 			return total, nil
 		}
 	}
