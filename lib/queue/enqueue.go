@@ -28,7 +28,9 @@ import (
 // record. Redis runs these commands for a few microseconds less than the
 // equivalent Lua script, and the intake's light-load latency is mostly
 // Redis's time (README, "Speed"). MULTI makes the pair atomic.
-// maxBatch bounds one script run: Redis serves nobody else while it runs.
+
+// maxBatch bounds one batch: Redis serves nobody else while it runs a
+// MULTI.
 const maxBatch = 64
 
 // DefaultEnqueueTimeout bounds a batch's round trip (WithEnqueueTimeout
@@ -162,23 +164,24 @@ func (q *Queue) commit(ctx context.Context, batch []*enqueueRequest) {
 	defer func() { q.enqueues.lanes <- client }()
 	now := float64(q.now().UnixMilli())
 	b := client.B()
-	cmds := make(rueidis.Commands, 0, 2+2*len(batch))
+	// cmds[0] is the MULTI, sent only when some delivery has a payload.
+	cmds := make(rueidis.Commands, 1, 3+2*len(batch))
+	cmds[0] = b.Multi().Build()
 	for _, r := range batch {
 		if len(r.payload) > 0 {
 			cmds = append(cmds, b.Hsetnx().Key(q.keys.payloads).Field(r.id).Value(rueidis.BinaryString(r.payload)).Build())
 		}
 	}
-	transaction := len(cmds) > 0
+	transaction := len(cmds) > 1
 	for _, r := range batch {
 		cmds = append(cmds, b.Zadd().Key(q.keys.pending).Nx().ScoreMember().ScoreMember(now, r.id).Build())
 	}
 	var added []int64
 	var err error
 	if transaction {
-		cmds = append(append(rueidis.Commands{b.Multi().Build()}, cmds...), b.Exec().Build())
-		added, err = transactionTail(client.DoMulti(ctx, cmds...), len(batch))
+		added, err = transactionTail(client.DoMulti(ctx, append(cmds, b.Exec().Build())...), len(batch))
 	} else {
-		added, err = replyInts(client.DoMulti(ctx, cmds...))
+		added, err = replyInts(client.DoMulti(ctx, cmds[1:]...))
 	}
 	for i, r := range batch {
 		if err != nil {
