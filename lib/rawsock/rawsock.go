@@ -102,43 +102,37 @@ func (t *transfer) writeAll(fd uintptr) bool {
 
 // Read reads like net.TCPConn.Read.
 func (c *Conn) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	c.readMu.Lock()
-	defer c.readMu.Unlock()
-	c.read.buf, c.read.n, c.read.errno = p, 0, 0
-	err := c.raw.Read(c.read.step)
-	c.read.buf = nil
-	switch {
-	case err != nil:
-		return 0, c.opError("read", err)
-	case c.read.errno != 0:
-		return 0, c.opError("read", os.NewSyscallError("read", c.read.errno))
-	case c.read.n == 0:
+	n, err := c.transfer("read", &c.readMu, &c.read, c.raw.Read, p)
+	if err == nil && n == 0 && len(p) > 0 {
 		return 0, io.EOF
 	}
-	return c.read.n, nil
+	return n, err
 }
 
 // Write writes like net.TCPConn.Write: all of p, or an error.
 func (c *Conn) Write(p []byte) (int, error) {
+	return c.transfer("write", &c.writeMu, &c.write, c.raw.Write, p)
+}
+
+// transfer runs t's step on p through the poller (run is the RawConn's
+// Read or Write), one call per direction at a time, and reports how many
+// bytes moved.
+func (c *Conn) transfer(op string, mu *sync.Mutex, t *transfer, run func(func(uintptr) bool) error, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	c.write.buf, c.write.n, c.write.errno = p, 0, 0
-	err := c.raw.Write(c.write.step)
-	c.write.buf = nil
-	n := c.write.n
+	mu.Lock()
+	defer mu.Unlock()
+	t.buf, t.n, t.errno = p, 0, 0
+	err := run(t.step)
+	t.buf = nil
 	switch {
 	case err != nil:
-		return n, c.opError("write", err)
-	case c.write.errno != 0:
-		return n, c.opError("write", os.NewSyscallError("write", c.write.errno))
+		return t.n, c.opError(op, err)
+	case t.errno != 0:
+		return t.n, c.opError(op, os.NewSyscallError(op, t.errno))
 	}
-	return n, nil
+	return t.n, nil
 }
 
 // opError reports err as net.TCPConn would: a *net.OpError, so that
