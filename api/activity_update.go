@@ -11,5 +11,5 @@ import (
 // ActivityUpdate is Strava's webhook callback: the subscription
 // validation GET and the event POST.
 func ActivityUpdate(w http.ResponseWriter, r *http.Request) {
-	app.Vercel().ActivityUpdate(w, r)
+	app.Vercel().Serve(w, r, "/api/activity_update")
 }

@@ -8,5 +8,5 @@ import (
 
 // Connect sends an athlete's browser to Strava's authorize page.
 func Connect(w http.ResponseWriter, r *http.Request) {
-	app.Vercel().Connect(w, r)
+	app.Vercel().Serve(w, r, "/api/connect")
 }

@@ -8,5 +8,5 @@ import (
 
 // ConnectCallback is Strava's OAuth redirect: it stores the athlete's tokens.
 func ConnectCallback(w http.ResponseWriter, r *http.Request) {
-	app.Vercel().ConnectCallback(w, r)
+	app.Vercel().Serve(w, r, "/api/connect_callback")
 }

@@ -9,5 +9,5 @@ import (
 // ProcessEvents drains the queue: Vercel Cron calls it with
 // Authorization: Bearer $CRON_SECRET.
 func ProcessEvents(w http.ResponseWriter, r *http.Request) {
-	app.Vercel().ProcessEvents(w, r)
+	app.Vercel().Serve(w, r, "/api/process_events")
 }

@@ -7,7 +7,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -32,10 +31,8 @@ type App struct {
 
 	subscription *subscriptionCache
 
-	once     sync.Once
-	handlers struct {
-		activityUpdate, processEvents, connect, connectCallback http.Handler
-	}
+	once sync.Once
+	mux  *http.ServeMux
 }
 
 // Option tunes an App.
@@ -85,21 +82,6 @@ func (a *App) ActivityUpdate() http.Handler {
 		a.Queue, a.subscription.Get, a.logger)
 }
 
-func (a *App) build() {
-	a.once.Do(func() {
-		a.handlers.activityUpdate = a.ActivityUpdate()
-		a.handlers.processEvents = a.ProcessEvents()
-		pages := a.ConnectPages()
-		a.handlers.connect = pages.Start()
-		a.handlers.connectCallback = pages.Callback()
-	})
-}
-
-func (a *App) activityUpdateHandler() http.Handler  { a.build(); return a.handlers.activityUpdate }
-func (a *App) processEventsHandler() http.Handler   { a.build(); return a.handlers.processEvents }
-func (a *App) connectHandler() http.Handler         { a.build(); return a.handlers.connect }
-func (a *App) connectCallbackHandler() http.Handler { a.build(); return a.handlers.connectCallback }
-
 // ConnectPages are /api/connect and /api/connect_callback: an athlete
 // authorizes us with Strava's OAuth and their tokens are stored.
 func (a *App) ConnectPages() *connect.Pages {
@@ -109,23 +91,6 @@ func (a *App) ConnectPages() *connect.Pages {
 		StateSecret: connect.DeriveStateSecret(a.cfg.ClientSecret),
 		ClientIDSet: a.cfg.ClientID != "",
 	}, a.Strava, a.Store, a.logger)
-}
-
-// Routes serves every route at the path Vercel gives it.
-func (a *App) Routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/api/activity_update", a.activityUpdateHandler())
-	mux.Handle("/api/process_events", a.processEventsHandler())
-	mux.Handle("/api/connect", a.connectHandler())
-	mux.Handle("/api/connect_callback", a.connectCallbackHandler())
-	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "stravahook is running.\n\nRoutes:\n  GET|POST /api/activity_update   Strava webhook (validation, events)\n"+
-			"  GET|POST /api/process_events    drain the queue (Authorization: Bearer $CRON_SECRET)\n"+
-			"  GET      /api/connect           connect an athlete with Strava\n"+
-			"  GET      /api/connect_callback  Strava's OAuth redirect\n")
-	})
-	return mux
 }
 
 // subscriptionCache answers "which subscription is ours" for every POST

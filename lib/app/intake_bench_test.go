@@ -17,7 +17,7 @@ import (
 // BenchmarkActivityUpdatePOST is the intake's hot path in process: decode,
 // validate, subscription check, one enqueue script, JSON answer, log line.
 // Each iteration is a distinct event, so dedupe never short-circuits.
-// Against the real server: REDIS_URL=redis://127.0.0.1:6379/15 go test -run '^$' -bench POST ./lib/app
+// Against the real server: STRAVAHOOK_TEST_REDIS_URL=redis://127.0.0.1:6379/15 go test -run '^$' -bench POST ./lib/app
 func BenchmarkActivityUpdatePOST(b *testing.B) {
 	r := rdbtest.New(b)
 	env := map[string]string{"STRAVA_VERIFY_TOKEN": "t", "STRAVAHOOK_REDIS_PREFIX": r.Prefix, "REDIS_URL": r.URL, "STRAVA_SUBSCRIPTION_ID": "122449"}

@@ -67,34 +67,23 @@ func (i *Instance) get(ctx context.Context) (*App, error) {
 	return i.app, nil
 }
 
-func (i *Instance) serve(w http.ResponseWriter, r *http.Request, route string, pick func(*App) http.Handler) {
+// Serve answers a request to the Vercel function whose route is pattern
+// (each api/ file names its own). The request goes through the route table
+// like on serve, so a route with a wildcard reaches its handler with its
+// path values; a path the table does not know (a rewrite Vercel did not
+// preserve) still reaches the function's own route.
+func (i *Instance) Serve(w http.ResponseWriter, r *http.Request, pattern string) {
 	a, err := i.get(r.Context())
 	if err != nil {
 		i.logger.LogAttrs(r.Context(), slog.LevelError, "function unavailable",
-			slog.String("route", route), slog.Int("status", http.StatusServiceUnavailable), slog.String("error", err.Error()))
+			slog.String("route", pattern), slog.Int("status", http.StatusServiceUnavailable), slog.String("error", err.Error()))
 		w.Header().Set("Retry-After", "30")
 		writeError(w, http.StatusServiceUnavailable, "service unavailable: storage is not configured or not reachable; see the function logs")
 		return
 	}
-	pick(a).ServeHTTP(w, r)
-}
-
-// ActivityUpdate serves /api/activity_update.
-func (i *Instance) ActivityUpdate(w http.ResponseWriter, r *http.Request) {
-	i.serve(w, r, "/api/activity_update", (*App).activityUpdateHandler)
-}
-
-// Connect serves /api/connect.
-func (i *Instance) Connect(w http.ResponseWriter, r *http.Request) {
-	i.serve(w, r, "/api/connect", (*App).connectHandler)
-}
-
-// ConnectCallback serves /api/connect_callback.
-func (i *Instance) ConnectCallback(w http.ResponseWriter, r *http.Request) {
-	i.serve(w, r, "/api/connect_callback", (*App).connectCallbackHandler)
-}
-
-// ProcessEvents serves /api/process_events.
-func (i *Instance) ProcessEvents(w http.ResponseWriter, r *http.Request) {
-	i.serve(w, r, "/api/process_events", (*App).processEventsHandler)
+	mux := a.serveMux()
+	if _, matched := mux.Handler(r); matched == "" {
+		r.URL.Path = pattern
+	}
+	mux.ServeHTTP(w, r)
 }

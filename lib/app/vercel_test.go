@@ -19,7 +19,7 @@ func TestVercelWithoutRedisIs503AndLogsWhatToSet(t *testing.T) {
 	}, slog.New(slog.NewJSONHandler(&logs, nil)))
 	for range 2 { // the second request must not hang or panic either
 		rec := httptest.NewRecorder()
-		inst.ActivityUpdate(rec, httptest.NewRequest("POST", "/api/activity_update", strings.NewReader(`{}`)))
+		inst.Serve(rec, httptest.NewRequest("POST", "/api/activity_update", strings.NewReader(`{}`)), "/api/activity_update")
 		if rec.Code != http.StatusServiceUnavailable {
 			t.Fatalf("status = %d, want 503", rec.Code)
 		}
@@ -35,8 +35,8 @@ func TestVercelUsesKVURLAndBuildsOnce(t *testing.T) {
 	inst := app.NewInstance(func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
 	for range 2 {
 		rec := httptest.NewRecorder()
-		inst.ActivityUpdate(rec, httptest.NewRequest("POST", "/api/activity_update",
-			strings.NewReader(`{"aspect_type":"create","event_time":1,"object_id":2,"object_type":"activity","owner_id":3,"subscription_id":4}`)))
+		inst.Serve(rec, httptest.NewRequest("POST", "/api/activity_update",
+			strings.NewReader(`{"aspect_type":"create","event_time":1,"object_id":2,"object_type":"activity","owner_id":3,"subscription_id":4}`)), "/api/activity_update")
 		if rec.Code != 200 {
 			t.Fatalf("status = %d (%s)", rec.Code, rec.Body)
 		}
@@ -52,8 +52,23 @@ func TestVercelMalformedSettingIs503(t *testing.T) {
 		return map[string]string{"REDIS_URL": "redis://127.0.0.1:1", "STRAVA_SUBSCRIPTION_ID": "abc"}[k]
 	}, slog.New(slog.NewJSONHandler(&logs, nil)))
 	rec := httptest.NewRecorder()
-	inst.ActivityUpdate(rec, httptest.NewRequest("GET", "/api/activity_update", nil))
+	inst.Serve(rec, httptest.NewRequest("GET", "/api/activity_update", nil), "/api/activity_update")
 	if rec.Code != 503 || !strings.Contains(logs.String(), "STRAVA_SUBSCRIPTION_ID") {
 		t.Fatalf("status %d, log %s", rec.Code, logs.String())
+	}
+}
+
+// Vercel may hand a function a path the route table does not know (a
+// rewrite); the function still serves its own route.
+func TestVercelFunctionServesItsRouteWhateverThePath(t *testing.T) {
+	r := rdbtest.New(t)
+	env := map[string]string{"STRAVA_VERIFY_TOKEN": "t", "REDIS_URL": r.URL, "STRAVAHOOK_REDIS_PREFIX": r.Prefix}
+	inst := app.NewInstance(func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
+	for _, path := range []string{"/api/activity_update", "/rewritten/elsewhere"} {
+		rec := httptest.NewRecorder()
+		inst.Serve(rec, httptest.NewRequest("GET", path+"?hub.mode=subscribe&hub.verify_token=t&hub.challenge=c1", nil), "/api/activity_update")
+		if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != `{"hub.challenge":"c1"}` {
+			t.Errorf("GET %s: %d %q, want the validation answer", path, rec.Code, rec.Body)
+		}
 	}
 }

@@ -77,7 +77,7 @@ func (c *countingClient) count() int64 {
 	return c.n
 }
 
-// env is one test's world: Redis (real with REDIS_URL, else miniredis),
+// env is one test's world: Redis (real with STRAVAHOOK_TEST_REDIS_URL, else miniredis),
 // the queue and store on it, the Strava stand-in and the real client.
 type env struct {
 	t      testing.TB

@@ -447,7 +447,7 @@ func setupStalled(t *testing.T) (*queue.Queue, *stallProxy, *rdbtest.Redis, *clo
 type stallProxy struct {
 	ln      net.Listener
 	target  string
-	db      string // REDIS_URL's database, see rdbtest.DBPath
+	db      string // STRAVAHOOK_TEST_REDIS_URL's database, see rdbtest.DBPath
 	mu      sync.Mutex
 	cond    *sync.Cond
 	stalled bool

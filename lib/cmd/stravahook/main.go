@@ -65,6 +65,7 @@ type command struct {
 	path    string
 	args    string // usage after the flags, e.g. "ID"
 	summary string
+	details func(io.Writer) // more for -h, after the summary
 	flags   func(fs *flag.FlagSet) func(ctx context.Context, e env, args []string) error
 }
 
@@ -116,6 +117,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := fs.Parse(args[words:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stdout, "%s\n\n%s\n", usage, found.summary)
+			if found.details != nil {
+				found.details(stdout)
+			}
 			fs.SetOutput(stdout)
 			fs.PrintDefaults()
 			return errHelpShown

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +23,11 @@ func serveCommand() command {
 	return command{
 		path:    "serve",
 		summary: "serve every route locally (an embedded in-memory Redis when REDIS_URL and KV_URL are unset)",
+		details: func(w io.Writer) {
+			fmt.Fprintln(w, "\nroutes:")
+			app.WriteRouteList(w)
+			fmt.Fprintln(w, "\nflags:")
+		},
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			addr := fs.String("addr", "127.0.0.1:3000", "`host:port` to listen on")
 			redisAddr := fs.String("redis-addr", "127.0.0.1:0", "`host:port` for the embedded Redis (when no REDIS_URL)")

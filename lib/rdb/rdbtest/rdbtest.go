@@ -1,5 +1,8 @@
-// Package rdbtest gives tests a Redis: the real server named by REDIS_URL
-// when it is set (CI runs the suite that way), else an embedded miniredis.
+// Package rdbtest gives tests a Redis: the real server named by
+// STRAVAHOOK_TEST_REDIS_URL when it is set (CI runs the suite that way),
+// else an embedded miniredis. It never reads REDIS_URL: that is where a
+// user points the CLI, and a test suite must not write to it (or fail
+// because the server it names has stopped).
 // Each call gets its own key prefix, so tests and packages running at once
 // on one real server never see each other's keys, and the keys are removed
 // when the test ends.
@@ -28,15 +31,18 @@ type Redis struct {
 	URL    string
 	// Prefix is unique to this test; pass it to the package under test.
 	Prefix string
-	// Mini is the embedded server when REDIS_URL is unset, else nil.
+	// Mini is the embedded server when URLVar is unset, else nil.
 	Mini *miniredis.Miniredis
 }
+
+// URLVar names the real Redis tests use instead of an embedded one.
+const URLVar = "STRAVAHOOK_TEST_REDIS_URL"
 
 // New returns a client and a fresh prefix; cleanup is registered on t.
 func New(t testing.TB) *Redis {
 	t.Helper()
 	r := &Redis{Prefix: "test:" + randomHex(6) + ":"}
-	if url := os.Getenv("REDIS_URL"); url != "" {
+	if url := os.Getenv(URLVar); url != "" {
 		r.URL = url
 	} else {
 		r.Mini = miniredis.RunT(t)
@@ -113,7 +119,7 @@ func randomHex(n int) string {
 type Proxy struct {
 	ln     net.Listener
 	target string
-	db     string // "/14" when the target is REDIS_URL's server with a database
+	db     string // "/14" when the target is URLVar's server with a database
 	mu     sync.Mutex
 	down   bool
 	conns  []net.Conn
@@ -184,12 +190,12 @@ func relay(dst, src net.Conn) {
 	src.Close()
 }
 
-// DBPath is REDIS_URL's database ("/14") when target is REDIS_URL's server,
+// DBPath is URLVar's database ("/14") when target is URLVar's server,
 // else "". A proxy's URL must carry it: CI runs the suite on a database of
 // its own, and a URL without it would reach database 0.
 func DBPath(t testing.TB, target string) string {
 	t.Helper()
-	env := os.Getenv("REDIS_URL")
+	env := os.Getenv(URLVar)
 	if env == "" || HostPort(t, env) != target {
 		return ""
 	}
