@@ -35,32 +35,14 @@ type App struct {
 	mux  *http.ServeMux
 }
 
-// Option tunes an App.
-type Option func(*options)
-
-type options struct{ enqueueLanes []rueidis.Client }
-
-// WithEnqueueLanes gives the intake Redis connections of its own to send
-// event batches on, in parallel (see queue.WithEnqueueLanes). A
-// long-running server gains from it; a Vercel instance serves one request
-// at a time and does not.
-func WithEnqueueLanes(clients ...rueidis.Client) Option {
-	return func(o *options) { o.enqueueLanes = append(o.enqueueLanes, clients...) }
-}
-
 // New wires an App over an open Redis client.
-func New(cfg Config, redis rueidis.Client, logger *slog.Logger, opts ...Option) *App {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
+func New(cfg Config, redis rueidis.Client, logger *slog.Logger) *App {
 	st := store.New(redis, cfg.RedisPrefix)
 	a := &App{
 		cfg:    cfg,
 		logger: logger,
-		Queue: queue.New(redis, cfg.RedisPrefix+"queue:",
-			queue.WithEnqueueTimeout(webhook.EnqueueTimeout), queue.WithEnqueueLanes(o.enqueueLanes...)),
-		Store: st,
+		Queue:  queue.New(redis, cfg.RedisPrefix+"queue:", queue.WithEnqueueTimeout(webhook.EnqueueTimeout)),
+		Store:  st,
 		Strava: strava.NewClient(strava.Options{
 			BaseURL:      cfg.StravaBaseURL,
 			ClientID:     cfg.ClientID,

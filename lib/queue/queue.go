@@ -3,8 +3,7 @@
 // long-lived worker:
 //
 //   - Enqueue is idempotent per delivery id (Strava retries a webhook up to
-//     three times) and costs one round trip; concurrent enqueues share it
-//     (group commit, see enqueue.go).
+//     three times) and costs one round trip (see enqueue.go).
 //   - Claim leases events: they stay in Redis, hidden until the lease ends,
 //     so a drain that crashes or times out loses nothing — its events
 //     reappear by themselves.
@@ -21,8 +20,9 @@
 // every visible-at time (doneBase, deadBase): no claim ever reaches them,
 // and the intake's ZADD NX is all the dedupe it needs. Each operation is
 // one round trip and atomic: a Lua script, named and described below in
-// the style of hibiken/asynq, or for the intake's enqueue, whose speed
-// matters most, a MULTI/EXEC of two plain commands (enqueue.go).
+// the style of hibiken/asynq, or for the intake's enqueue, plain commands
+// (a ZADD NX, with the payload's HSETNX in a MULTI/EXEC when there is one;
+// enqueue.go).
 //
 // Key layout, every key under the prefix given to New:
 //
@@ -70,9 +70,6 @@ type Queue struct {
 	dedupeWindow   time.Duration
 	enqueueTimeout time.Duration
 	now            func() time.Time
-
-	enqueues groupCommit
-	lanes    []rueidis.Client
 }
 
 type keys struct {
@@ -87,19 +84,6 @@ func WithClock(now func() time.Time) Option { return func(q *Queue) { q.now = no
 
 // WithDedupeWindow sets how long a delivery id is remembered.
 func WithDedupeWindow(d time.Duration) Option { return func(q *Queue) { q.dedupeWindow = d } }
-
-// WithEnqueueLanes gives enqueue batches Redis clients (to the same
-// server) of their own, used instead of the main client: one batch per
-// client at a time, several batches in parallel. A client that only ever
-// has one command in flight stays in rueidis's synchronous mode, its
-// fastest for a lone request; a single concurrent command from anyone
-// else (a claim, a stats read) switches it to pipelining for good, which
-// measured 0.12 instead of 0.09 ms per light-load request. With one lane,
-// a request arriving during a batch's round trip waits for it to end.
-// The caller closes them.
-func WithEnqueueLanes(clients ...rueidis.Client) Option {
-	return func(q *Queue) { q.lanes = append(q.lanes, clients...) }
-}
 
 // WithEnqueueTimeout bounds how long Enqueue waits for Redis.
 func WithEnqueueTimeout(d time.Duration) Option { return func(q *Queue) { q.enqueueTimeout = d } }
@@ -122,13 +106,6 @@ func New(client rueidis.Client, prefix string, opts ...Option) *Queue {
 	}
 	for _, o := range opts {
 		o(q)
-	}
-	if len(q.lanes) == 0 {
-		q.lanes = []rueidis.Client{client}
-	}
-	q.enqueues.lanes = make(chan rueidis.Client, len(q.lanes))
-	for _, c := range q.lanes {
-		q.enqueues.lanes <- c
 	}
 	return q
 }

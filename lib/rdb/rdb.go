@@ -3,23 +3,19 @@
 // rueidis client, and starts the embedded in-memory Redis that
 // `stravahook serve` uses when no URL is configured.
 //
-// rueidis is used rather than go-redis because it pipelines concurrent
-// commands from many goroutines over one connection automatically; the
-// README's design section has the measurements behind that choice.
+// rueidis is the one Redis client: it pipelines concurrent commands from
+// many goroutines over one connection by itself (.bench/README.md says
+// why it was kept over go-redis).
 package rdb
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"net"
 	"net/url"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/rueidis"
-
-	"github.com/stravahook/stravahook/lib/rawsock"
 )
 
 // Connect builds a client for rawURL and checks it with a PING, so that a
@@ -59,7 +55,7 @@ func Options(rawURL string) (rueidis.ClientOption, error) {
 	opt.ConnWriteTimeout = 5 * time.Second
 	// rueidis sizes each connection for large pipelines (0.5 MiB read and
 	// write buffers, a 1024-slot ring). Our commands and replies are small,
-	// and several connections at those sizes would triple serve's memory.
+	// and a function instance's memory is billed.
 	opt.ReadBufferEachConn = 64 << 10
 	opt.WriteBufferEachConn = 64 << 10
 	opt.RingScaleEachConn = 8
@@ -67,31 +63,7 @@ func Options(rawURL string) (rueidis.ClientOption, error) {
 	// timeout makes an unreachable Redis a quick 503, not a 2 s Strava
 	// timeout.
 	opt.Dialer.Timeout = 1500 * time.Millisecond
-	if opt.TLSConfig == nil {
-		// Plain TCP (a local or private Redis): read and write without the
-		// scheduler's system-call bookkeeping, see package rawsock. Over
-		// TLS (Upstash) the cipher's cost dwarfs that, and rueidis's own
-		// dialer does the handshake.
-		opt.DialCtxFn = dialRaw
-	}
 	return opt, nil
-}
-
-func dialRaw(ctx context.Context, addr string, dialer *net.Dialer, _ *tls.Config) (net.Conn, error) {
-	conn, err := dialer.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	tcp, ok := conn.(*net.TCPConn)
-	if !ok {
-		return conn, nil
-	}
-	raw, err := rawsock.Wrap(tcp)
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return raw, nil
 }
 
 // Redact returns the URL without its password, for logs and errors.

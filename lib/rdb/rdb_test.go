@@ -49,16 +49,3 @@ func TestEmbeddedURLIsReachable(t *testing.T) {
 	}
 	c.Close()
 }
-
-// Plain TCP connections read and write with raw system calls; TLS ones
-// (Upstash's rediss://) keep rueidis's own dialer, which does the handshake.
-func TestOnlyPlainTCPUsesRawSockets(t *testing.T) {
-	plain, err := rdb.Options("redis://127.0.0.1:6379/0")
-	if err != nil || plain.DialCtxFn == nil {
-		t.Fatalf("redis:// options: DialCtxFn set = %v, err %v; want a raw-socket dialer", plain.DialCtxFn != nil, err)
-	}
-	tls, err := rdb.Options("rediss://default:secret@example.upstash.io:6379")
-	if err != nil || tls.DialCtxFn != nil || tls.TLSConfig == nil {
-		t.Fatalf("rediss:// options: DialCtxFn set = %v, TLS = %v, err %v; want rueidis's TLS dialer", tls.DialCtxFn != nil, tls.TLSConfig != nil, err)
-	}
-}

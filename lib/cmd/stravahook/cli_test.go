@@ -168,7 +168,6 @@ func TestUsageErrorsExit2WithAUsageLine(t *testing.T) {
 		{"subscription", "create"},
 		{"subscription", "create", "-callback-url", "not a url"},
 		{"serve", "-addr"},
-		{"serve", "-procs", "0"},
 	} {
 		code, _, stderr := c.run(args...)
 		if code != 2 || !strings.Contains(stderr, "usage: stravahook") {

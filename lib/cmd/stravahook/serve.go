@@ -9,13 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"time"
 
-	"github.com/redis/rueidis"
-
 	"github.com/stravahook/stravahook/lib/app"
-	"github.com/stravahook/stravahook/lib/rawsock"
 	"github.com/stravahook/stravahook/lib/rdb"
 )
 
@@ -31,21 +27,9 @@ func serveCommand() command {
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			addr := fs.String("addr", "127.0.0.1:3000", "`host:port` to listen on")
 			redisAddr := fs.String("redis-addr", "127.0.0.1:0", "`host:port` for the embedded Redis (when no REDIS_URL)")
-			procs := fs.Int("procs", 1, "OS threads running Go code at once (GOMAXPROCS); the GOMAXPROCS variable, when set, wins")
 			return func(ctx context.Context, e env, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
-				}
-				if *procs < 1 {
-					return &usageError{msg: "-procs must be at least 1"}
-				}
-				// The intake spends a few microseconds of CPU between network
-				// waits on one pipelined Redis connection. On the 2-core box we
-				// measured, one P served 1.25× the requests of two, at a lower
-				// median latency: cross-thread wake-ups cost more than the
-				// second core gives (README, "Speed").
-				if e.getenv("GOMAXPROCS") == "" {
-					runtime.GOMAXPROCS(*procs)
 				}
 				return serve(ctx, e, *addr, *redisAddr)
 			}
@@ -79,29 +63,12 @@ func serve(ctx context.Context, e env, addr, redisAddr string) error {
 	if cfg.VerifyToken == "" {
 		fmt.Fprintln(e.stderr, "warning: STRAVA_VERIFY_TOKEN is unset: Strava's validation GET will get a 500")
 	}
-	// Two connections of the intake's own let two event batches travel to
-	// Redis at once (with one, a POST arriving during a round trip waits
-	// for it; more made batches smaller under load and cost throughput),
-	// and nothing else shares them (see queue.WithEnqueueLanes).
-	var lanes []rueidis.Client
-	for range 2 {
-		lane, err := rdb.Connect(ctx, cfg.RedisURL)
-		if err != nil {
-			return err
-		}
-		defer lane.Close()
-		lanes = append(lanes, lane)
-	}
-	a := app.New(cfg, client, logger, app.WithEnqueueLanes(lanes...))
+	a := app.New(cfg, client, logger)
 
-	tcpLn, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	// Requests are read and answered with raw system calls (package
-	// rawsock): at light load the runtime's monitor thread then wakes a
-	// tenth as often, and the median latency drops (README, "Speed").
-	ln := rawsock.Listen(tcpLn.(*net.TCPListener))
 	srv := &http.Server{
 		Handler:           a.Routes(),
 		ReadHeaderTimeout: 5 * time.Second,
