@@ -1,0 +1,147 @@
+package processor
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stravahook/stravahook/lib/store"
+	"github.com/stravahook/stravahook/lib/strava"
+)
+
+// tooManyRequests is a Strava that answers every GetActivity with 429:
+// the answer other applications' traffic (or Strava's own throttling) can
+// give while our usage headers still show room. It counts the GETs.
+type tooManyRequests struct {
+	gets       atomic.Int64
+	retryAfter string // the Retry-After header, if any
+}
+
+func (s *tooManyRequests) start(t *testing.T) *strava.Client {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v3/activities/{id}", func(w http.ResponseWriter, r *http.Request) {
+		s.gets.Add(1)
+		w.Header().Set("X-RateLimit-Limit", "600,30000")
+		w.Header().Set("X-RateLimit-Usage", "100,1000") // well under both limits
+		if s.retryAfter != "" {
+			w.Header().Set("Retry-After", s.retryAfter)
+		}
+		answer(w, http.StatusTooManyRequests, bodyRateLimited)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return strava.NewClient(strava.Options{BaseURL: srv.URL, ClientID: "5", ClientSecret: "client-secret-for-tests"})
+}
+
+// rateLimitedDrain queues n creates of a connected athlete and drains them
+// against a Strava answering 429 with usage under the limits.
+func rateLimitedDrain(t *testing.T, n int, retryAfter string) (*env, *tooManyRequests, Summary) {
+	t.Helper()
+	e := newEnv(t)
+	e.save(store.Athlete{ID: jane, Name: "Jane", AccessToken: "access", RefreshToken: "refresh",
+		ExpiresAt: e.clock.Now().Add(6 * time.Hour), Scope: "read,activity:read_all"})
+	for i := range int64(n) {
+		e.enqueue(event(strava.AspectCreate, jane, 7000+i, 10))
+	}
+	api := &tooManyRequests{retryAfter: retryAfter}
+	p := New(Config{Now: e.clock.Now}, e.queue, e.store, api.start(t), testLogger(t))
+	return e, api, e.drain(p)
+}
+
+// A 429 stops the drain even when the usage headers say there is room:
+// Strava refused, and every further call would be refused (and counted)
+// too. One GET, not one per event.
+func TestA429UnderTheLimitsStopsTheDrain(t *testing.T) {
+	const events = 50
+	e, api, sum := rateLimitedDrain(t, events, "")
+	if n := api.gets.Load(); n != 1 {
+		t.Errorf("%d GETs after a 429, want 1", n)
+	}
+	windowEnd := strava.NextQuarterHour(e.clock.Now())
+	if !sum.RateLimited || sum.RateLimitedUntil == nil || !sum.RateLimitedUntil.Equal(windowEnd) {
+		t.Errorf("summary %+v, want rate limited until %s", sum, windowEnd)
+	}
+	if sum.Retried != 0 || sum.Dead != 0 || sum.Remaining != events {
+		t.Errorf("summary %+v, want no attempt counted and all %d events remaining", sum, events)
+	}
+}
+
+// Events handed back after a 429 wait for the window's end: visible at
+// once, the next drain (or another instance's) would spend its first call
+// on the same refusal.
+func TestEventsReleasedAfterA429WaitForTheWindowsEnd(t *testing.T) {
+	const events = 20
+	e, _, _ := rateLimitedDrain(t, events, "")
+	windowEnd := strava.NextQuarterHour(e.clock.Now())
+	ctx := context.Background()
+	if s := e.stats(); s.Ready != 0 || s.Delayed != events || s.Leased != 0 {
+		t.Fatalf("queue after the drain %+v, want all %d delayed and none leased", s, events)
+	}
+	e.clock.Set(windowEnd.Add(-time.Millisecond))
+	if early, err := e.queue.Claim(ctx, 100, time.Minute); err != nil || len(early) != 0 {
+		t.Fatalf("claim just before the window's end: %d events, %v; want none", len(early), err)
+	}
+	e.clock.Set(windowEnd)
+	back, err := e.queue.Claim(ctx, 100, time.Minute)
+	if err != nil || len(back) != events {
+		t.Fatalf("claim at the window's end: %d events, %v; want %d", len(back), err, events)
+	}
+	for _, m := range back {
+		if m.Attempts != 0 {
+			t.Errorf("event %s has %d attempts, want 0", m.ID, m.Attempts)
+		}
+	}
+}
+
+// Retry-After longer than the window wins; a shorter one does not cut the
+// window short. The drain, the shared rate-limit record and the released
+// events all use the same end.
+func TestRetryAfterLongerThanTheWindowIsHonoured(t *testing.T) {
+	for _, tc := range []struct {
+		retryAfter string
+		want       func(now time.Time) time.Time
+	}{
+		{"", strava.NextQuarterHour},
+		{"60", strava.NextQuarterHour},
+		{"1800", func(now time.Time) time.Time { return now.Add(30 * time.Minute) }},
+	} {
+		t.Run("Retry-After="+tc.retryAfter, func(t *testing.T) {
+			e, _, sum := rateLimitedDrain(t, 3, tc.retryAfter)
+			want := tc.want(e.clock.Now())
+			if sum.RateLimitedUntil == nil || !sum.RateLimitedUntil.Equal(want) {
+				t.Errorf("rate limited until %v, want %s", sum.RateLimitedUntil, want)
+			}
+			if until, err := e.store.RateLimitedUntil(context.Background()); err != nil || !until.Equal(want) {
+				t.Errorf("remembered until %v (%v), want %s", until, err, want)
+			}
+			e.clock.Set(want.Add(-time.Millisecond))
+			if early, _ := e.queue.Claim(context.Background(), 10, time.Minute); len(early) != 0 {
+				t.Errorf("%d events visible before %s", len(early), want)
+			}
+		})
+	}
+}
+
+// Events that failed together must not come back together: each retry's
+// wait is drawn from [d, 1.5·d], and draws spread over that range.
+func TestBackoffIsJittered(t *testing.T) {
+	d := &drain{p: New(Config{}, nil, nil, nil, nil)}
+	for attempt, base := range map[int]time.Duration{1: 30 * time.Second, 3: 2 * time.Minute} {
+		seen := map[time.Duration]bool{}
+		low, high := false, false
+		for range 200 {
+			got := d.backoff(attempt)
+			seen[got] = true
+			low = low || got < base+base/4
+			high = high || got > base+base/4
+		}
+		if len(seen) < 100 || !low || !high {
+			t.Errorf("backoff(%d): %d distinct waits in 200, lower quarter hit %v, upper hit %v; want them spread over [%s, %s]",
+				attempt, len(seen), low, high, base, base*3/2)
+		}
+	}
+}
