@@ -1,7 +1,7 @@
 // Package rdb owns how stravahook reaches Redis: it turns REDIS_URL-style
 // URLs (redis://, rediss:// as Upstash hands them out) into one shared
-// rueidis client, and starts the embedded in-memory Redis that
-// `stravahook serve` uses when no URL is configured.
+// rueidis client. (The embedded Redis `stravahook serve` uses lives in
+// rdb/embedded, which no Vercel function links.)
 //
 // rueidis is the one Redis client: it pipelines concurrent commands from
 // many goroutines over one connection by itself (.bench/README.md says
@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/rueidis"
 )
 
@@ -74,25 +73,3 @@ func Redact(rawURL string) string {
 	}
 	return u.Redacted()
 }
-
-// Embedded is an in-memory Redis inside this process. Nothing it holds
-// survives the process.
-type Embedded struct {
-	server *miniredis.Miniredis
-}
-
-// StartEmbedded starts an in-memory Redis on addr ("127.0.0.1:0" picks a
-// free port).
-func StartEmbedded(addr string) (*Embedded, error) {
-	m := miniredis.NewMiniRedis()
-	if err := m.StartAddr(addr); err != nil {
-		return nil, fmt.Errorf("start embedded redis on %s: %w", addr, err)
-	}
-	return &Embedded{server: m}, nil
-}
-
-// URL is the redis:// URL other processes (the CLI) can use to reach it.
-func (e *Embedded) URL() string { return "redis://" + e.server.Addr() }
-
-// Close stops the server.
-func (e *Embedded) Close() { e.server.Close() }

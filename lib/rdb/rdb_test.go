@@ -36,16 +36,3 @@ func TestRedactHidesPassword(t *testing.T) {
 		t.Fatalf("Redact = %q", got)
 	}
 }
-
-func TestEmbeddedURLIsReachable(t *testing.T) {
-	e, err := rdb.StartEmbedded("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	c, err := rdb.Connect(context.Background(), e.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stravahook/stravahook/lib/app"
 	"github.com/stravahook/stravahook/lib/rdb"
+	"github.com/stravahook/stravahook/lib/rdb/embedded"
 )
 
 func serveCommand() command {
@@ -43,14 +44,14 @@ func serve(ctx context.Context, e env, addr, redisAddr string) error {
 		return err
 	}
 	if cfg.RedisURL == "" {
-		embedded, err := rdb.StartEmbedded(redisAddr)
+		mem, err := embedded.Start(redisAddr)
 		if err != nil {
 			return err
 		}
-		defer embedded.Close()
-		cfg.RedisURL, cfg.RedisURLVar = embedded.URL(), "embedded"
+		defer mem.Close()
+		cfg.RedisURL, cfg.RedisURLVar = mem.URL(), "embedded"
 		fmt.Fprintf(e.stderr, "warning: REDIS_URL and KV_URL are unset: using an embedded in-memory Redis; nothing persists when serve stops.\n")
-		fmt.Fprintf(e.stderr, "         other commands reach it with REDIS_URL=%s\n", embedded.URL())
+		fmt.Fprintf(e.stderr, "         other commands reach it with REDIS_URL=%s\n", mem.URL())
 	}
 	client, err := rdb.Connect(ctx, cfg.RedisURL)
 	if err != nil {
