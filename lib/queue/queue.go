@@ -11,13 +11,21 @@
 //     or, after the last attempt, moves the event to the dead list with its
 //     error; Release hands events back without counting an attempt (used
 //     when Strava's rate limit stops a drain); Redrive revives the dead.
+//   - Hold parks leased events in a named group (an athlete who must
+//     reconnect) without counting an attempt, until Unhold makes them ready;
+//     Drop forgets events that need no work and no dedupe record (events of
+//     athletes who are not connected).
+//   - The dead list is bounded: entries older than the retention and those
+//     beyond the size cap (oldest first) are pruned with their payloads and
+//     errors (see WithDeadRetention).
 //
 // Every event lives in one sorted set scored by the time it becomes visible:
 // "ready" is a score in the past, "leased" and "delayed" are scores in the
 // future. A single time-scored set needs no separate scheduler for retries,
 // leases and rate-limit pauses: each is just a later score. Acked and
 // buried events keep their place in the same set, in score bands far above
-// every visible-at time (doneBase, deadBase): no claim ever reaches them,
+// every visible-at time (doneBase, deadBase), and so do held ones
+// (heldBase): no claim ever reaches them,
 // and the intake's ZADD NX is all the dedupe it needs. Each operation is
 // one round trip and atomic: a Lua script, named and described below in
 // the style of hibiken/asynq, or for the intake's enqueue, plain commands
@@ -27,8 +35,12 @@
 // Key layout, every key under the prefix given to New:
 //
 //	pending       ZSET  id → visible-at (unix ms) while queued, leased or
-//	                    delayed; doneBase + acked-at for the dedupe window
+//	                    delayed; heldBase + held-at while held;
+//	                    doneBase + acked-at for the dedupe window
 //	                    after an ack; deadBase + buried-at once buried
+//	queued        HASH  id → when it was first queued (unix ms), written at
+//	                    its first claim (until then its score says it)
+//	held:{group}  SET   ids held for that group (see Hold)
 //	payloads      HASH  id → payload bytes (until acked; none for an event
 //	                    enqueued with an empty payload)
 //	attempts      HASH  id → failed attempts so far (absent = 0)
@@ -55,8 +67,16 @@ import (
 // today; 1e14 is the year 5138). Scores stay below 2^53, so float64 holds
 // them exactly.
 const (
+	heldBase int64 = 50_000_000_000_000  // held at t: heldBase + t
 	doneBase int64 = 100_000_000_000_000 // acked at t: doneBase + t
 	deadBase int64 = 200_000_000_000_000 // buried at t: deadBase + t
+)
+
+// Defaults of WithDeadRetention: SPEC.md's 30 days, and a cap that keeps
+// the dead list to a few megabytes.
+const (
+	DefaultDeadMaxAge = 30 * 24 * time.Hour
+	DefaultDeadMaxLen = 10_000
 )
 
 // DefaultDedupeWindow is how long a delivery id is remembered. Strava
@@ -69,11 +89,13 @@ type Queue struct {
 	keys           keys
 	dedupeWindow   time.Duration
 	enqueueTimeout time.Duration
+	deadMaxAge     time.Duration
+	deadMaxLen     int
 	now            func() time.Time
 }
 
 type keys struct {
-	prefix, pending, payloads, attempts, claims, errors string
+	prefix, pending, payloads, attempts, claims, errors, queued string
 }
 
 // Option configures a Queue.
@@ -84,6 +106,20 @@ func WithClock(now func() time.Time) Option { return func(q *Queue) { q.now = no
 
 // WithDedupeWindow sets how long a delivery id is remembered.
 func WithDedupeWindow(d time.Duration) Option { return func(q *Queue) { q.dedupeWindow = d } }
+
+// WithDeadRetention bounds the dead list: entries buried longer than
+// maxAge ago are pruned, and beyond maxLen entries the oldest are. Zero or
+// negative values keep the defaults (DefaultDeadMaxAge, DefaultDeadMaxLen).
+func WithDeadRetention(maxAge time.Duration, maxLen int) Option {
+	return func(q *Queue) {
+		if maxAge > 0 {
+			q.deadMaxAge = maxAge
+		}
+		if maxLen > 0 {
+			q.deadMaxLen = maxLen
+		}
+	}
+}
 
 // WithEnqueueTimeout bounds how long Enqueue waits for Redis.
 func WithEnqueueTimeout(d time.Duration) Option { return func(q *Queue) { q.enqueueTimeout = d } }
@@ -99,9 +135,12 @@ func New(client rueidis.Client, prefix string, opts ...Option) *Queue {
 			attempts: prefix + "attempts",
 			claims:   prefix + "claims",
 			errors:   prefix + "errors",
+			queued:   prefix + "queued",
 		},
 		dedupeWindow:   DefaultDedupeWindow,
 		enqueueTimeout: DefaultEnqueueTimeout,
+		deadMaxAge:     DefaultDeadMaxAge,
+		deadMaxLen:     DefaultDeadMaxLen,
 		now:            time.Now,
 	}
 	for _, o := range opts {
@@ -126,17 +165,22 @@ var ErrLeaseLost = errors.New("queue: lease lost")
 
 // claimScript leases up to max ready events, oldest first.
 //
-//	KEYS[1] pending   KEYS[2] payloads   KEYS[3] claims   KEYS[4] attempts
+//	KEYS[1] pending   KEYS[2] payloads   KEYS[3] claims   KEYS[4] attempts   KEYS[5] queued
 //	ARGV[1] now (ms)   ARGV[2] lease end (ms)   ARGV[3] max   ARGV[4] claim token
 //
 // Returns a flat list: id, payload, attempts, id, payload, attempts, …
 // (an empty payload for an event enqueued without one). Moving the score
 // to the lease end is what hides the event from other drains; doing it in
-// the same script as the read makes two concurrent claims disjoint.
+// the same script as the read makes two concurrent claims disjoint. The
+// score before the first claim is when the event was queued: it is kept
+// in queued, so that "oldest ready" still counts from then after a lease,
+// a retry or a hold moved the score (the intake writes nothing for it).
 var claimScript = rueidis.NewLuaScript(`
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
-for _, id in ipairs(ids) do
+for i = 1, #ids, 2 do
+  local id = ids[i]
+  redis.call('HSETNX', KEYS[5], id, ids[i + 1])
   redis.call('ZADD', KEYS[1], ARGV[2], id)
   redis.call('HSET', KEYS[3], id, ARGV[4])
   out[#out + 1] = id
@@ -155,7 +199,7 @@ func (q *Queue) Claim(ctx context.Context, max int, lease time.Duration) ([]Mess
 	token := newToken()
 	now := q.now()
 	flat, err := claimScript.Exec(ctx, q.client,
-		[]string{q.keys.pending, q.keys.payloads, q.keys.claims, q.keys.attempts},
+		[]string{q.keys.pending, q.keys.payloads, q.keys.claims, q.keys.attempts, q.keys.queued},
 		[]string{ms(now), ms(now.Add(lease)), strconv.Itoa(max), token},
 	).ToArray()
 	if err != nil {
@@ -179,6 +223,7 @@ func (q *Queue) Claim(ctx context.Context, max int, lease time.Duration) ([]Mess
 // keeping each id in pending's done band for the dedupe window.
 //
 //	KEYS[1] pending   KEYS[2] payloads   KEYS[3] claims   KEYS[4] attempts   KEYS[5] errors
+//	KEYS[6] queued
 //	ARGV[1] claim token   ARGV[2] done score (doneBase + now)
 //	ARGV[3] done band start (doneBase)   ARGV[4] forget done before (doneBase + now - window)
 //	ARGV[5..] ids
@@ -200,6 +245,7 @@ for i = 5, #ARGV do
     redis.call('HDEL', KEYS[3], id)
     redis.call('HDEL', KEYS[4], id)
     redis.call('HDEL', KEYS[5], id)
+    redis.call('HDEL', KEYS[6], id)
     removed = removed + 1
   end
 end
@@ -222,7 +268,7 @@ func (q *Queue) Ack(ctx context.Context, token string, ids ...string) (int, erro
 	}
 	now := q.now()
 	n, err := ackScript.Exec(ctx, q.client,
-		[]string{q.keys.pending, q.keys.payloads, q.keys.claims, q.keys.attempts, q.keys.errors},
+		[]string{q.keys.pending, q.keys.payloads, q.keys.claims, q.keys.attempts, q.keys.errors, q.keys.queued},
 		append([]string{token, banded(doneBase, now), strconv.FormatInt(doneBase, 10), banded(doneBase, now.Add(-q.dedupeWindow))}, ids...),
 	).AsInt64()
 	if err != nil {
@@ -234,10 +280,15 @@ func (q *Queue) Ack(ctx context.Context, token string, ids ...string) (int, erro
 // failScript records a failed attempt: retry later, or bury after the last.
 //
 //	KEYS[1] pending   KEYS[2] claims   KEYS[3] attempts   KEYS[4] errors
+//	KEYS[5] payloads  KEYS[6] queued
 //	ARGV[1] claim token   ARGV[2] id   ARGV[3] dead score (deadBase + now)   ARGV[4] retry at (ms)
 //	ARGV[5] max attempts (0 = bury now)   ARGV[6] error message
+//	ARGV[7] dead band start (deadBase)   ARGV[8] prune dead before (deadBase + now - max age)
+//	ARGV[9] dead list cap
 //
 // Returns {attempts, buried (0|1)}, or {-1, 0} when the lease was lost.
+// Burying prunes the dead list (pruneDeadLua) in the same step, so that it
+// never grows past its cap however fast events die.
 var failScript = rueidis.NewLuaScript(`
 if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[1] then
   return {-1, 0}
@@ -247,11 +298,38 @@ redis.call('HSET', KEYS[4], ARGV[2], ARGV[6])
 redis.call('HDEL', KEYS[2], ARGV[2])
 if attempts >= tonumber(ARGV[5]) then
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+  redis.call('HDEL', KEYS[6], ARGV[2])
+  local dead_from, prune_before, cap = ARGV[7], ARGV[8], tonumber(ARGV[9])
+` + pruneDeadLua + `
   return {attempts, 1}
 end
 redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
 return {attempts, 0}
 `)
+
+// pruneDeadLua removes dead entries buried before prune_before and then,
+// while more than cap are left, the oldest, each with its payload,
+// attempts and error; at most pruneBatch of each per run, which is more
+// than one bury adds. It expects KEYS[1] pending, KEYS[3] attempts,
+// KEYS[4] errors, KEYS[5] payloads, and the locals dead_from,
+// prune_before and cap.
+const pruneDeadLua = `
+  local pruned = 0
+  local function forget(ids)
+    for _, id in ipairs(ids) do
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('HDEL', KEYS[3], id)
+      redis.call('HDEL', KEYS[4], id)
+      redis.call('HDEL', KEYS[5], id)
+      pruned = pruned + 1
+    end
+  end
+  forget(redis.call('ZRANGEBYSCORE', KEYS[1], dead_from, '(' .. prune_before, 'LIMIT', 0, ` + pruneBatch + `))
+  local over = redis.call('ZCOUNT', KEYS[1], dead_from, '+inf') - cap
+  if over > 0 then
+    forget(redis.call('ZRANGEBYSCORE', KEYS[1], dead_from, '+inf', 'LIMIT', 0, math.min(over, ` + pruneBatch + `)))
+  end
+`
 
 // FailResult says what Fail did.
 type FailResult struct {
@@ -269,8 +347,9 @@ func (q *Queue) Fail(ctx context.Context, msg Message, cause string, retryIn tim
 	}
 	now := q.now()
 	vals, err := failScript.Exec(ctx, q.client,
-		[]string{q.keys.pending, q.keys.claims, q.keys.attempts, q.keys.errors},
-		[]string{msg.Token, msg.ID, banded(deadBase, now), ms(now.Add(retryIn)), strconv.Itoa(maxAttempts), cause},
+		[]string{q.keys.pending, q.keys.claims, q.keys.attempts, q.keys.errors, q.keys.payloads, q.keys.queued},
+		[]string{msg.Token, msg.ID, banded(deadBase, now), ms(now.Add(retryIn)), strconv.Itoa(maxAttempts), cause,
+			strconv.FormatInt(deadBase, 10), banded(deadBase, now.Add(-q.deadMaxAge)), strconv.Itoa(q.deadMaxLen)},
 	).AsIntSlice()
 	if err != nil {
 		return FailResult{}, fmt.Errorf("fail %s: %w", msg.ID, err)
@@ -366,42 +445,92 @@ type Stats struct {
 	// Delayed are waiting for a lease, a retry backoff or a rate-limit
 	// window to end.
 	Delayed int64 `json:"delayed"`
-	// Leased is how many of Delayed are held by a drain right now (or were,
-	// by a drain that died; those reappear when the lease ends).
+	// Leased is how many of Delayed are held by a drain right now: leases
+	// that ended (a drain died) are not counted, their events are ready.
 	Leased int64 `json:"leased"`
-	Dead   int64 `json:"dead"`
-	// OldestReady is how long the oldest ready event has been ready.
+	// Held are parked until their group is released (Hold, Unhold): events
+	// of athletes who must reconnect.
+	Held int64 `json:"held"`
+	Dead int64 `json:"dead"`
+	// OldestReady is how long ago the oldest ready event was first queued
+	// (not when it last became ready: a lease or a retry does not reset it).
 	OldestReady time.Duration `json:"-"`
 	// OldestReadySeconds is OldestReady for JSON readers.
 	OldestReadySeconds float64 `json:"oldest_ready_seconds"`
 }
 
-// Stats counts the queue in one round trip (a pipeline of reads).
+// statsScript counts the queue.
+//
+//	KEYS[1] pending   KEYS[2] claims   KEYS[3] queued
+//	ARGV[1] now (ms)   ARGV[2] heldBase   ARGV[3] doneBase   ARGV[4] deadBase
+//
+// Returns {ready, delayed, leased, held, dead, oldest ready's first-queued
+// time in ms or -1}. Leases are counted from claims whose score is still in
+// the future: a claim entry outlives a lease that ended (a drain died).
+// The oldest ready event is the lowest ready score, unless an event claimed
+// before (its first-queued time is in queued) was queued earlier still. A
+// script because both walks must see the same instant; they are bounded
+// by the events in flight, not by the queue.
+var statsScript = rueidis.NewLuaScript(`
+local now = tonumber(ARGV[1])
+local held_from = tonumber(ARGV[2])
+local ready = redis.call('ZCOUNT', KEYS[1], '-inf', now)
+local delayed = redis.call('ZCOUNT', KEYS[1], '(' .. now, '(' .. held_from)
+local held = redis.call('ZCOUNT', KEYS[1], held_from, '(' .. ARGV[3])
+local dead = redis.call('ZCOUNT', KEYS[1], ARGV[4], '+inf')
+local leased = 0
+local claims = redis.call('HKEYS', KEYS[2])
+for _, id in ipairs(claims) do
+  local score = tonumber(redis.call('ZSCORE', KEYS[1], id))
+  if score and score > now and score < held_from then
+    leased = leased + 1
+  end
+end
+local oldest = -1
+if ready > 0 then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  oldest = tonumber(first[2])
+  local queued = redis.call('HGETALL', KEYS[3])
+  for i = 1, #queued, 2 do
+    local t = tonumber(queued[i + 1])
+    if t and t < oldest then
+      local score = tonumber(redis.call('ZSCORE', KEYS[1], queued[i]))
+      if score and score <= now then
+        oldest = t
+      end
+    end
+  end
+end
+return {ready, delayed, leased, held, dead, tostring(oldest)}
+`)
+
+// Stats counts the queue in one round trip.
 func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	now := q.now()
-	b := q.client.B()
-	res := q.client.DoMulti(ctx,
-		b.Zcount().Key(q.keys.pending).Min("-inf").Max(ms(now)).Build(),
-		b.Zcount().Key(q.keys.pending).Min("("+ms(now)).Max("("+strconv.FormatInt(doneBase, 10)).Build(),
-		b.Hlen().Key(q.keys.claims).Build(),
-		b.Zcount().Key(q.keys.pending).Min(strconv.FormatInt(deadBase, 10)).Max("+inf").Build(),
-		b.Zrange().Key(q.keys.pending).Min("0").Max("0").Withscores().Build(),
-	)
+	vals, err := statsScript.Exec(ctx, q.client,
+		[]string{q.keys.pending, q.keys.claims, q.keys.queued},
+		[]string{ms(now), strconv.FormatInt(heldBase, 10), strconv.FormatInt(doneBase, 10), strconv.FormatInt(deadBase, 10)},
+	).ToArray()
+	if err != nil {
+		return Stats{}, fmt.Errorf("queue stats: %w", err)
+	}
+	if len(vals) != 6 {
+		return Stats{}, fmt.Errorf("queue stats: unexpected reply of %d values", len(vals))
+	}
 	var s Stats
 	var errs []error
-	for i, dst := range []*int64{&s.Ready, &s.Delayed, &s.Leased, &s.Dead} {
-		n, err := res[i].AsInt64()
+	for i, dst := range []*int64{&s.Ready, &s.Delayed, &s.Leased, &s.Held, &s.Dead} {
+		n, err := vals[i].AsInt64()
 		errs = append(errs, err)
 		*dst = n
 	}
-	oldest, err := res[4].AsZScores()
+	oldestText, err := vals[5].ToString()
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return Stats{}, fmt.Errorf("queue stats: %w", err)
 	}
-	if s.Ready > 0 && len(oldest) == 1 {
-		readySince := time.UnixMilli(int64(oldest[0].Score))
-		if age := now.Sub(readySince); age > 0 {
+	if oldest, err := strconv.ParseFloat(oldestText, 64); err == nil && s.Ready > 0 && oldest >= 0 {
+		if age := now.Sub(time.UnixMilli(int64(oldest))); age > 0 {
 			s.OldestReady = age
 			s.OldestReadySeconds = age.Seconds()
 		}
