@@ -72,7 +72,7 @@ func (a *App) ConnectPages() *connect.Pages {
 		Scope:       a.cfg.Scope,
 		StateSecret: connect.DeriveStateSecret(a.cfg.ClientSecret),
 		ClientIDSet: a.cfg.ClientID != "",
-	}, a.Strava, a.Store, a.logger)
+	}, a.Strava, athleteSaver{a}, a.logger)
 }
 
 // subscriptionCache answers "which subscription is ours" for every POST

@@ -27,6 +27,8 @@ const (
 	outcomeFailed                   // queue.Fail was called for each event
 	outcomeRelease                  // stopped by the rate limit: handed back, no attempt counted
 	outcomeAbandoned                // the drain's context ended mid-work: left leased
+	outcomeHold                     // the owner must reconnect: held for them, no attempt counted
+	outcomeDrop                     // the owner is not connected: forgotten, no dedupe record
 )
 
 // group is every claimed event about one object (object type and id).

@@ -72,7 +72,9 @@ type Config struct {
 	Budget time.Duration
 	// Lease hides claimed events from other drains (default 2 min, more than
 	// Budget plus the function's maxDuration of 60 s): a crashed drain's
-	// events reappear when it ends.
+	// events reappear when it ends. It is never shorter than MinLease(Budget):
+	// a longer budget lengthens it, so that no event's lease ends while the
+	// drain that holds it still works on it.
 	Lease time.Duration
 	// BatchSize is how many events one claim takes (default 500: large, so
 	// that a create and its later delete meet in one batch and cost no call).
@@ -102,6 +104,7 @@ func (c Config) withDefaults() Config {
 	if c.Lease <= 0 {
 		c.Lease = DefaultLease
 	}
+	c.Lease = max(c.Lease, MinLease(c.Budget))
 	if c.BatchSize <= 0 {
 		c.BatchSize = DefaultBatchSize
 	}
@@ -121,6 +124,14 @@ func (c Config) withDefaults() Config {
 		c.Now = time.Now
 	}
 	return c
+}
+
+// MinLease is the shortest lease a drain with this budget uses: the budget,
+// plus the longest piece of work started at its very end (getting a token,
+// which may include waiting for another drain's refresh, and one Strava
+// call), plus the settling acks and a margin.
+func MinLease(budget time.Duration) time.Duration {
+	return budget + tokenTimeout + callTimeout + 2*redisTimeout + 30*time.Second
 }
 
 // Processor drains the queue. It is safe for concurrent use; each Drain
@@ -160,6 +171,12 @@ type Summary struct {
 	Retried      int `json:"retried"`
 	Dead         int `json:"dead"`
 	Deauthorized int `json:"deauthorized"`
+	// Held counts events set aside until their athlete reconnects (Strava
+	// refused the athlete's refresh token); no attempt was counted.
+	Held int `json:"held"`
+	// Dropped counts events of athletes who are not connected: no Strava
+	// call, nothing kept of them.
+	Dropped int `json:"dropped"`
 	// RateLimited says Strava's rate limit stopped (or prevented) the drain;
 	// RateLimitedUntil is when its window ends. Events not yet done were
 	// left queued until then, without counting an attempt.
@@ -186,6 +203,11 @@ func (p *Processor) Drain(ctx context.Context) (Summary, error) {
 	sum := d.summary()
 	sum.Remaining = -1
 	if err == nil {
+		pctx, cancel := context.WithTimeout(ctx, redisTimeout)
+		if _, pruneErr := p.queue.PruneDead(pctx); pruneErr != nil {
+			p.logger.Warn("prune the dead list", "error", pruneErr)
+		}
+		cancel()
 		sctx, cancel := context.WithTimeout(ctx, redisTimeout)
 		stats, statsErr := p.queue.Stats(sctx)
 		cancel()
@@ -200,6 +222,7 @@ func (p *Processor) Drain(ctx context.Context) (Summary, error) {
 	attrs := []any{
 		"claimed", sum.Claimed, "fetched", sum.Fetched, "kept", sum.Kept, "deleted", sum.Deleted,
 		"skipped", sum.Skipped, "retried", sum.Retried, "dead", sum.Dead, "deauthorized", sum.Deauthorized,
+		"held", sum.Held, "dropped", sum.Dropped,
 		"rate_limited", sum.RateLimited, "remaining", sum.Remaining, "duration_ms", sum.DurationMS,
 	}
 	if sum.RateLimitedUntil != nil {
@@ -360,10 +383,20 @@ func (d *drain) work(ctx context.Context, groups []*group) {
 // (briefly, so the work is not redone); the rest stays leased until the
 // lease ends.
 func (d *drain) settle(ctx context.Context, token string, groups []*group) error {
-	var done, back []string
+	var done, back, dropped []string
+	held := map[int64][]string{}
 	skipped := 0
 	for _, g := range groups {
 		switch g.outcome {
+		case outcomeDrop:
+			for _, m := range g.msgs {
+				dropped = append(dropped, m.ID)
+			}
+		case outcomeHold:
+			owner := g.decider.OwnerID
+			for _, m := range g.msgs {
+				held[owner] = append(held[owner], m.ID)
+			}
 		case outcomeDone:
 			for _, m := range g.msgs {
 				done = append(done, m.ID)
@@ -388,6 +421,22 @@ func (d *drain) settle(ctx context.Context, token string, groups []*group) error
 	}
 	defer cancel()
 	var errs []error
+	if len(dropped) > 0 {
+		n, err := d.p.queue.Drop(actx, token, dropped...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("drain: %w", err))
+		}
+		d.count(func(s *Summary) { s.Dropped += n })
+	}
+	for owner, ids := range held {
+		key, field := d.p.store.ReconnectGuard(owner)
+		n, err := d.p.queue.Hold(actx, token, HoldGroup(owner), queue.Guard{Key: key, Field: field}, ids...)
+		if err != nil {
+			// Still leased: they reappear when the lease ends.
+			errs = append(errs, fmt.Errorf("drain: %w", err))
+		}
+		d.count(func(s *Summary) { s.Held += n })
+	}
 	if len(done) > 0 {
 		n, err := d.p.queue.Ack(actx, token, done...)
 		if err != nil {

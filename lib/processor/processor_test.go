@@ -496,7 +496,11 @@ func TestUnauthorizedRefreshesOnceThenFetches(t *testing.T) {
 	e.wantQueueEmpty()
 }
 
-func TestUnauthorizedAndRefreshRefusedRemovesTheAthlete(t *testing.T) {
+// A refused refresh is not a deauthorization (a drain that died after
+// Strava rotated the token ends the same way): the athlete is marked as
+// needing to reconnect, nothing of theirs is deleted, and their events are
+// held without spending an attempt until they connect again.
+func TestRefusedRefreshHoldsEventsUntilReconnect(t *testing.T) {
 	e := newEnv(t)
 	e.save(stored(jane, "access-revoked", "refresh-revoked", e.clock.Now().Add(time.Hour)))
 	e.connect(john)
@@ -512,21 +516,49 @@ func TestUnauthorizedAndRefreshRefusedRemovesTheAthlete(t *testing.T) {
 
 	sum := e.drain(e.processor(Config{Concurrency: 4}))
 
-	if e.athleteStored(jane) {
-		t.Error("Jane's tokens are still stored")
+	a, err := e.store.Athlete(context.Background(), jane)
+	if err != nil || !a.NeedsReconnect() || a.ReconnectSince.IsZero() {
+		t.Fatalf("Jane = %+v, %v; want stored and marked as needing to reconnect", a, err)
 	}
-	for _, id := range []int64{10, 11, 12, 13, 14} {
-		e.wantNotKept(id)
-	}
-	if _, ok := e.kept(20); !ok {
-		t.Error("John's kept activity was deleted")
+	for _, id := range []int64{10, 11} {
+		if _, ok := e.kept(id); !ok {
+			t.Errorf("Jane's kept activity %d was deleted", id)
+		}
 	}
 	e.wantKeptFromStrava(21, john)
 	if n := e.strava.refreshCalls(); n != 1 {
 		t.Errorf("%d refreshes, want 1", n)
 	}
-	if sum.Deauthorized != 1 || sum.Dead != 0 || sum.Retried != 0 || sum.Kept != 1 {
-		t.Errorf("summary %+v, want 1 deauthorized, John's activity kept, nothing failed", sum)
+	want := Summary{Claimed: 4, Fetched: 1, Kept: 1, Held: 3}
+	if got := withoutTimes(sum); got != want {
+		t.Errorf("summary %+v, want %+v", got, want)
+	}
+	if s := e.stats(); s.Held != 3 || s.Ready != 0 || s.Delayed != 0 || s.Dead != 0 {
+		t.Errorf("queue %+v, want Jane's 3 events held", s)
+	}
+
+	// A new event for Jane: held too, without asking Strava again.
+	e.strava.activity(15, jane)
+	e.enqueue(event(strava.AspectCreate, jane, 15, 20))
+	getsBefore := e.strava.totalGets()
+	sum = e.drain(e.processor(Config{}))
+	if sum.Held != 1 || e.strava.refreshCalls() != 1 || e.strava.totalGets() != getsBefore {
+		t.Errorf("second drain %+v after %d refreshes, %d more GETs; want the event held without a call",
+			sum, e.strava.refreshCalls(), e.strava.totalGets()-getsBefore)
+	}
+
+	// Jane connects again: her held events become ready, with no attempt spent.
+	access, refresh := e.strava.athlete(jane)
+	e.save(stored(jane, access, refresh, e.clock.Now().Add(time.Hour)))
+	if n, err := e.queue.Unhold(context.Background(), HoldGroup(jane)); n != 4 || err != nil {
+		t.Fatalf("Unhold = %d, %v; want 4", n, err)
+	}
+	sum = e.drain(e.processor(Config{}))
+	if sum.Kept != 4 || sum.Retried != 0 || sum.Dead != 0 {
+		t.Errorf("after reconnecting: %+v, want 4 kept", sum)
+	}
+	for _, id := range []int64{12, 13, 14, 15} {
+		e.wantKeptFromStrava(id, jane)
 	}
 	e.wantQueueEmpty()
 }
@@ -626,8 +658,8 @@ func TestDeauthorizationIsConfirmedWithStravaFirst(t *testing.T) {
 		e := newEnv(t)
 		e.enqueue(deauthorization(jane, 10))
 		sum := e.drain(e.processor(Config{}))
-		if e.strava.refreshCalls() != 0 || sum.Skipped != 1 {
-			t.Errorf("summary %+v after %d refreshes, want acked without a call", sum, e.strava.refreshCalls())
+		if e.strava.refreshCalls() != 0 || sum.Dropped != 1 {
+			t.Errorf("summary %+v after %d refreshes, want dropped without a call", sum, e.strava.refreshCalls())
 		}
 		e.wantQueueEmpty()
 	})
@@ -650,28 +682,29 @@ func TestDeauthorizationIsConfirmedWithStravaFirst(t *testing.T) {
 	})
 }
 
-func TestAthleteNotConnectedIsDeadAtOnce(t *testing.T) {
+// Anyone can post events for any athlete id: those of athletes who are not
+// connected cost no Strava call, never reach the dead list, and leave
+// nothing in Redis (not even a dedupe record).
+func TestEventsOfAthletesNotConnectedAreDropped(t *testing.T) {
 	e := newEnv(t)
 	const stranger = int64(999)
 	e.strava.activity(77, stranger)
-	e.enqueue(event(strava.AspectCreate, stranger, 77, 10), event(strava.AspectCreate, stranger, 78, 11))
+	e.enqueue(event(strava.AspectCreate, stranger, 77, 10), event(strava.AspectCreate, stranger, 78, 11),
+		event(strava.AspectDelete, stranger+1, 79, 11))
 
 	sum := e.drain(e.processor(Config{}))
 
-	if e.strava.totalGets() != 0 {
-		t.Errorf("%d GETs for an athlete without tokens", e.strava.totalGets())
+	if e.strava.totalGets()+e.strava.refreshCalls() != 0 {
+		t.Errorf("%d GETs, %d refreshes for athletes without tokens", e.strava.totalGets(), e.strava.refreshCalls())
 	}
-	if sum.Dead != 2 {
-		t.Errorf("summary %+v, want 2 dead", sum)
+	if want := (Summary{Claimed: 3, Dropped: 3}); withoutTimes(sum) != want {
+		t.Errorf("summary %+v, want %+v", sum, want)
 	}
-	dead := e.dead()
-	if len(dead) != 2 {
-		t.Fatalf("dead = %+v, want 2", dead)
+	if dead := e.dead(); len(dead) != 0 {
+		t.Errorf("dead = %+v, want none", dead)
 	}
-	for _, d := range dead {
-		if d.Error != "athlete 999 not connected" || d.Attempts != 1 {
-			t.Errorf("dead event %+v, want cause %q after 1 attempt", d, "athlete 999 not connected")
-		}
+	if keys := e.redis.Keys(t); len(keys) != 0 {
+		t.Errorf("keys left in redis: %v", keys)
 	}
 	e.wantNotKept(77)
 }
@@ -727,7 +760,7 @@ func TestSummaryJSON(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"claimed", "dead", "deauthorized", "deleted", "duration_ms", "fetched", "kept", "rate_limited", "rate_limited_until", "remaining", "retried", "skipped"}
+	want := []string{"claimed", "dead", "deauthorized", "deleted", "dropped", "duration_ms", "fetched", "held", "kept", "rate_limited", "rate_limited_until", "remaining", "retried", "skipped"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("JSON keys %v, want %v", keys, want)
 	}
@@ -834,4 +867,19 @@ func TestAthleteRemovedDuringTheFetchKeepsNothing(t *testing.T) {
 		t.Error("the removed athlete is stored again")
 	}
 	e.wantQueueEmpty()
+}
+
+// The lease always outlasts the budget plus the work started at its end,
+// so that a long `process -budget` never lets another drain take events
+// this one is still working on.
+func TestLeaseOutlastsTheBudget(t *testing.T) {
+	for _, budget := range []time.Duration{0, 8 * time.Second, 10 * time.Minute} {
+		cfg := Config{Budget: budget}.withDefaults()
+		if cfg.Lease < cfg.Budget+callTimeout+tokenTimeout {
+			t.Errorf("budget %s: lease %s, want at least budget + a token wait + a Strava call", cfg.Budget, cfg.Lease)
+		}
+	}
+	if cfg := (Config{Budget: time.Second, Lease: time.Hour}).withDefaults(); cfg.Lease != time.Hour {
+		t.Errorf("a longer configured lease was changed to %s", cfg.Lease)
+	}
 }

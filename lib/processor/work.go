@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/stravahook/stravahook/lib/store"
@@ -25,11 +26,18 @@ func (e notConnectedError) Error() string {
 	return fmt.Sprintf("athlete %d not connected", e.athleteID)
 }
 
+// errReconnect says the athlete must connect again: Strava refused their
+// refresh token. Their events are held until they do.
+var errReconnect = errors.New("athlete must reconnect")
+
 func (d *drain) process(ctx context.Context, g *group) {
 	switch g.kind {
 	case kindFetch:
 		d.fetch(ctx, g)
 	case kindDelete:
+		if d.ownerUnknown(ctx, g) {
+			return
+		}
 		d.forget(ctx, g, "deleted on Strava")
 	case kindDeauthorize:
 		d.deauthorize(ctx, g)
@@ -177,8 +185,8 @@ func (d *drain) deauthorize(ctx context.Context, g *group) {
 	cancel()
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		d.p.logger.Info("deauthorization of an athlete not stored; nothing to delete", "athlete", id)
-		g.outcome, g.skipAll = outcomeDone, true
+		d.p.logger.Debug("deauthorization of an athlete not stored; nothing to delete", "athlete", id)
+		g.outcome = outcomeDrop
 		return
 	case err != nil && ctx.Err() != nil:
 		g.outcome = outcomeAbandoned
@@ -189,7 +197,7 @@ func (d *drain) deauthorize(ctx context.Context, g *group) {
 	}
 
 	tctx, cancel := context.WithTimeout(ctx, tokenTimeout)
-	token, err := d.p.store.ForceRefresh(tctx, id, a.AccessToken, d.refresh)
+	token, err := d.p.store.ConfirmAuthorization(tctx, id, a.AccessToken, d.refresh)
 	cancel()
 	switch {
 	case err == nil:
@@ -203,7 +211,7 @@ func (d *drain) deauthorize(ctx context.Context, g *group) {
 		g.outcome = outcomeAbandoned
 	case errors.Is(err, store.ErrNotFound):
 		g.outcome, g.skipAll = outcomeDone, true // removed meanwhile
-	case strava.IsRefreshRefused(err):
+	case strava.IsRefreshRefused(err), errors.Is(err, store.ErrReconnectNeeded):
 		if err := d.removeLocked(ctx, e, id, "deauthorization event confirmed by Strava"); err != nil {
 			if ctx.Err() != nil {
 				g.outcome = outcomeAbandoned
@@ -227,9 +235,11 @@ func (d *drain) tokenFailed(ctx context.Context, g *group, err error) {
 	case errors.Is(err, errRemoved):
 		g.outcome, g.skipAll = outcomeDone, true
 	case errors.As(err, &nc):
-		// Dead at once: retrying cannot help before the athlete connects,
-		// and `stravahook queue redrive` revives the events after that.
-		d.fail(ctx, g, nc.Error(), true)
+		// Anyone can post events for any athlete id: those of athletes we
+		// do not know cost no Strava call and leave nothing behind.
+		g.outcome = outcomeDrop
+	case errors.Is(err, errReconnect):
+		g.outcome = outcomeHold
 	case ctx.Err() != nil:
 		g.outcome = outcomeAbandoned
 	default:
@@ -248,6 +258,7 @@ const (
 	stateNotConnected              // no tokens stored
 	stateRemoved                   // removed in this drain: they deauthorized us
 	stateBroken                    // err says why no token could be had
+	stateReconnect                 // Strava refused their refresh token: they must reconnect
 )
 
 type athleteEntry struct {
@@ -287,6 +298,8 @@ func (e *athleteEntry) known(id int64) (token string, ok bool, err error) {
 		return "", true, notConnectedError{id}
 	case stateRemoved:
 		return "", true, errRemoved
+	case stateReconnect:
+		return "", true, errReconnect
 	case stateBroken:
 		return "", true, e.err
 	}
@@ -342,12 +355,16 @@ func (d *drain) tokenError(ctx context.Context, e *athleteEntry, id int64, err e
 	case errors.Is(err, store.ErrNotFound):
 		e.state = stateNotConnected
 		return notConnectedError{id}
-	case strava.IsRefreshRefused(err):
-		// Strava refuses the refresh token: the athlete revoked our access.
-		if rmErr := d.removeLocked(ctx, e, id, "strava refused the athlete's refresh token"); rmErr != nil {
-			return rmErr
+	case errors.Is(err, store.ErrReconnectNeeded):
+		// Not a deauthorization: a drain that died after Strava rotated the
+		// token and before it was saved ends the same way. Nothing is
+		// deleted; the athlete's events wait for them to reconnect.
+		if e.state != stateReconnect {
+			d.p.logger.Warn("athlete must reconnect: strava refused their refresh token; their events are held until they connect again at /api/connect",
+				"athlete", id)
 		}
-		return errRemoved
+		e.state = stateReconnect
+		return errReconnect
 	default:
 		err = fmt.Errorf("token of athlete %d: %w", id, err)
 		e.state, e.err = stateBroken, err
@@ -368,7 +385,45 @@ func (d *drain) removeLocked(ctx context.Context, e *athleteEntry, id int64, why
 	d.count(func(s *Summary) { s.Deauthorized++ })
 	d.p.logger.Info("athlete deauthorized us; tokens and kept activities deleted",
 		"athlete", id, "activities_deleted", n, "why", why)
+	// Events held while they were asked to reconnect: ready again, and the
+	// next drain drops them (their owner is no longer connected).
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
+	defer cancel()
+	if _, err := d.p.queue.Unhold(uctx, HoldGroup(id)); err != nil {
+		d.p.logger.Warn("release the events held for a removed athlete", "athlete", id, "error", err)
+	}
 	return nil
+}
+
+// HoldGroup is the queue group that holds an athlete's events while they
+// must reconnect; releasing it (queue.Unhold) makes them ready.
+func HoldGroup(athleteID int64) string { return "athlete:" + strconv.FormatInt(athleteID, 10) }
+
+// ownerUnknown settles g as dropped when its owner is not a connected
+// athlete, and reports whether it did; one Redis read per athlete per drain.
+func (d *drain) ownerUnknown(ctx context.Context, g *group) bool {
+	id := g.decider.OwnerID
+	e := d.athlete(id)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch e.state {
+	case stateNotConnected, stateRemoved:
+		g.outcome = outcomeDrop
+		return true
+	case stateUnknown:
+	default:
+		return false
+	}
+	rctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	_, err := d.p.store.Athlete(rctx, id)
+	cancel()
+	if errors.Is(err, store.ErrNotFound) {
+		e.state = stateNotConnected
+		g.outcome = outcomeDrop
+		return true
+	}
+	// Known, or unknown because Redis failed: forget's own call tells.
+	return false
 }
 
 // refresh is the store's RefreshFunc: Strava's token endpoint, unless the

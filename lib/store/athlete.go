@@ -25,7 +25,16 @@ type Athlete struct {
 	Scope        string    `json:"scope,omitempty"`
 	ConnectedAt  time.Time `json:"connected_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
+	// ReconnectReason is set when Strava refused the athlete's refresh
+	// token: the athlete must connect again (/api/connect) before their
+	// events are processed; ReconnectSince is when that was found. Saving
+	// the athlete again (a new connection) clears both.
+	ReconnectReason string    `json:"reconnect_reason,omitempty"`
+	ReconnectSince  time.Time `json:"reconnect_since,omitzero"`
 }
+
+// NeedsReconnect says Strava refused the athlete's refresh token.
+func (a Athlete) NeedsReconnect() bool { return a.ReconnectReason != "" }
 
 // String is "athlete 123 (Jane Doe)", or "athlete 123" without a name.
 func (a Athlete) String() string {
@@ -81,6 +90,10 @@ const (
 	fieldScope        = "scope"
 	fieldConnectedAt  = "connected_at"
 	fieldUpdatedAt    = "updated_at"
+	// fieldReconnectReason's presence marks an athlete who must reconnect;
+	// queue.Hold is guarded by it (ReconnectGuard).
+	fieldReconnectReason = "reconnect_reason"
+	fieldReconnectSince  = "reconnect_since"
 )
 
 func formatTime(t time.Time) string {
@@ -108,11 +121,14 @@ func athleteFromHash(h map[string]string) (Athlete, error) {
 		AccessToken:  h[fieldAccessToken],
 		RefreshToken: h[fieldRefreshToken],
 		Scope:        h[fieldScope],
+
+		ReconnectReason: h[fieldReconnectReason],
 	}
 	for field, dst := range map[string]*time.Time{
-		fieldExpiresAt:   &a.ExpiresAt,
-		fieldConnectedAt: &a.ConnectedAt,
-		fieldUpdatedAt:   &a.UpdatedAt,
+		fieldExpiresAt:      &a.ExpiresAt,
+		fieldConnectedAt:    &a.ConnectedAt,
+		fieldUpdatedAt:      &a.UpdatedAt,
+		fieldReconnectSince: &a.ReconnectSince,
 	} {
 		if *dst, err = parseTime(h[field]); err != nil {
 			return Athlete{}, fmt.Errorf("field %s: %w", field, err)
@@ -143,8 +159,8 @@ redis.call('SADD', KEYS[2], ARGV[1])
 return 1
 `)
 
-// SaveAthlete stores a (replacing what was stored for a.ID). UpdatedAt is set
-// to now; a zero ConnectedAt keeps the stored one, or is now for a new
+// SaveAthlete stores a (replacing what was stored for a.ID, so a
+// "reconnect needed" mark is cleared). UpdatedAt is set to now; a zero ConnectedAt keeps the stored one, or is now for a new
 // athlete. A refresh token is required: without it the athlete could never
 // be read again once the access token expires.
 func (s *Store) SaveAthlete(ctx context.Context, a Athlete) error {
@@ -174,6 +190,13 @@ func (s *Store) SaveAthlete(ctx context.Context, a Athlete) error {
 		return fmt.Errorf("save %s in redis: %w", a, err)
 	}
 	return nil
+}
+
+// ReconnectGuard is the hash key and field whose presence marks the
+// athlete as needing to reconnect: the queue holds their events only while
+// it is there (queue.Guard).
+func (s *Store) ReconnectGuard(athleteID int64) (key, field string) {
+	return s.athleteKey(athleteID), fieldReconnectReason
 }
 
 // Athlete returns the stored athlete id, or an error wrapping ErrNotFound.

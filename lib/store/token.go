@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -40,6 +41,29 @@ const (
 	lockPollMin = 10 * time.Millisecond
 	lockPollMax = 250 * time.Millisecond
 )
+
+// ErrReconnectNeeded is returned (wrapped) for an athlete whose refresh
+// token Strava refused: no token can be had until they connect again.
+var ErrReconnectNeeded = errors.New("athlete must reconnect: strava refused their refresh token")
+
+// markReconnectScript marks an athlete as needing to reconnect, unless the
+// refresh token Strava refused is no longer the stored one.
+//
+//	KEYS[1] athlete:{id}
+//	ARGV[1] the refused refresh token   ARGV[2] reason   ARGV[3] since (RFC 3339)
+//
+// Returns 1 when marked, 0 when the athlete is gone or a new refresh token
+// was saved meanwhile (they reconnected while we refreshed). Atomic so that
+// a reconnection landing at that moment is never marked stale.
+var markReconnectScript = rueidis.NewLuaScript(`
+if redis.call('HGET', KEYS[1], 'refresh_token') ~= ARGV[1] then
+  return 0
+end
+if redis.call('HEXISTS', KEYS[1], 'reconnect_reason') == 0 then
+  redis.call('HSET', KEYS[1], 'reconnect_reason', ARGV[2], 'reconnect_since', ARGV[3])
+end
+return 1
+`)
 
 // releaseLockScript deletes a lock only if we still hold it.
 //
@@ -98,11 +122,14 @@ func (s *Store) AccessToken(ctx context.Context, athleteID int64, refresh Refres
 	if err != nil {
 		return "", err
 	}
+	if a.NeedsReconnect() {
+		return "", fmt.Errorf("%s: %w", a, ErrReconnectNeeded)
+	}
 	usable := func(a Athlete) bool { return !s.expiring(a) }
 	if usable(a) {
 		return a.AccessToken, nil
 	}
-	return s.refreshUnderLock(ctx, athleteID, usable, refresh)
+	return s.refreshUnderLock(ctx, athleteID, usable, refresh, false)
 }
 
 // ForceRefresh refreshes the athlete's token even though it has not expired
@@ -111,7 +138,19 @@ func (s *Store) AccessToken(ctx context.Context, athleteID int64, refresh Refres
 // staleAccessToken and is returned without calling Strava.
 func (s *Store) ForceRefresh(ctx context.Context, athleteID int64, staleAccessToken string, refresh RefreshFunc) (string, error) {
 	usable := func(a Athlete) bool { return a.AccessToken != staleAccessToken && !s.expiring(a) }
-	return s.refreshUnderLock(ctx, athleteID, usable, refresh)
+	return s.refreshUnderLock(ctx, athleteID, usable, refresh, false)
+}
+
+// ConfirmAuthorization asks Strava for a new token even for an athlete
+// marked as needing to reconnect: it is how a deauthorization event is
+// confirmed (Strava refuses the refresh) or not (a token comes back).
+// Strava's refusal marks the athlete too; the caller decides what else it
+// means.
+func (s *Store) ConfirmAuthorization(ctx context.Context, athleteID int64, staleAccessToken string, refresh RefreshFunc) (string, error) {
+	usable := func(a Athlete) bool {
+		return !a.NeedsReconnect() && a.AccessToken != staleAccessToken && !s.expiring(a)
+	}
+	return s.refreshUnderLock(ctx, athleteID, usable, refresh, true)
 }
 
 func (s *Store) expiring(a Athlete) bool {
@@ -122,7 +161,10 @@ func (s *Store) expiring(a Athlete) bool {
 // athlete, and refreshes only if the stored token is still not usable. Callers
 // that find the lock taken poll with backoff, re-reading the athlete, until
 // the holder has stored a usable token, the lock frees up, or ctx ends.
-func (s *Store) refreshUnderLock(ctx context.Context, athleteID int64, usable func(Athlete) bool, refresh RefreshFunc) (string, error) {
+//
+// Unless evenIfReconnectNeeded, an athlete marked as needing to reconnect
+// gets ErrReconnectNeeded without a call to Strava.
+func (s *Store) refreshUnderLock(ctx context.Context, athleteID int64, usable func(Athlete) bool, refresh RefreshFunc, evenIfReconnectNeeded bool) (string, error) {
 	lockKey := s.refreshLockKey(athleteID)
 	lockToken := randomToken()
 	wait := lockPollMin
@@ -131,7 +173,7 @@ func (s *Store) refreshUnderLock(ctx context.Context, athleteID int64, usable fu
 		switch {
 		case err == nil:
 			defer s.releaseLock(ctx, athleteID, lockToken)
-			return s.refreshLocked(ctx, athleteID, usable, refresh)
+			return s.refreshLocked(ctx, athleteID, usable, refresh, evenIfReconnectNeeded)
 		case !rueidis.IsRedisNil(err):
 			return "", fmt.Errorf("take token refresh lock of athlete %d in redis: %w", athleteID, err)
 		}
@@ -155,11 +197,14 @@ func (s *Store) refreshUnderLock(ctx context.Context, athleteID int64, usable fu
 		if usable(a) {
 			return a.AccessToken, nil
 		}
+		if a.NeedsReconnect() && !evenIfReconnectNeeded {
+			return "", fmt.Errorf("%s: %w", a, ErrReconnectNeeded)
+		}
 	}
 }
 
 // refreshLocked runs while holding the athlete's refresh lock.
-func (s *Store) refreshLocked(ctx context.Context, athleteID int64, usable func(Athlete) bool, refresh RefreshFunc) (string, error) {
+func (s *Store) refreshLocked(ctx context.Context, athleteID int64, usable func(Athlete) bool, refresh RefreshFunc, evenIfReconnectNeeded bool) (string, error) {
 	// The previous holder may have refreshed between our read and our lock.
 	// The read has its own short deadline: it and the refresh must fit in
 	// the lock's life, or a second caller could spend the same refresh
@@ -172,6 +217,9 @@ func (s *Store) refreshLocked(ctx context.Context, athleteID int64, usable func(
 	}
 	if usable(a) {
 		return a.AccessToken, nil
+	}
+	if a.NeedsReconnect() && !evenIfReconnectNeeded {
+		return "", fmt.Errorf("%s: %w", a, ErrReconnectNeeded)
 	}
 
 	refreshCtx, cancel := context.WithTimeout(ctx, refreshTimeout)
@@ -186,6 +234,9 @@ func (s *Store) refreshLocked(ctx context.Context, athleteID int64, usable func(
 		// about the athlete: use what was saved.
 		if now, readErr := s.Athlete(ctx, athleteID); readErr == nil && now.RefreshToken != a.RefreshToken && usable(now) {
 			return now.AccessToken, nil
+		}
+		if strava.IsRefreshRefused(err) {
+			return "", s.markReconnect(ctx, a, err)
 		}
 		return "", fmt.Errorf("refresh token of %s: %w", a, err)
 	}
@@ -215,6 +266,32 @@ func (s *Store) refreshLocked(ctx context.Context, athleteID int64, usable func(
 		return "", fmt.Errorf("save refreshed token of %s: removed while refreshing: %w", a, ErrNotFound)
 	}
 	return tok.AccessToken, nil
+}
+
+// markReconnect records that Strava refused a's refresh token (refusal),
+// and returns the error for the caller: wrapping ErrReconnectNeeded and
+// refusal. Strava rotates refresh tokens, so a refusal also follows a drain
+// that died after Strava rotated the token and before the new pair was
+// saved; that is why a refusal alone never deletes anything.
+func (s *Store) markReconnect(ctx context.Context, a Athlete, refusal error) error {
+	refused := fmt.Errorf("refresh token of %s: %w: %w", a, ErrReconnectNeeded, refusal)
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	err := markReconnectScript.Exec(mctx, s.client, []string{s.athleteKey(a.ID)},
+		[]string{a.RefreshToken, oneLineReason(refusal), formatTime(s.Now())}).Error()
+	if err != nil {
+		return fmt.Errorf("%w (and marking them in redis failed: %w)", refused, err)
+	}
+	return refused
+}
+
+// oneLineReason is what `athlete list` shows: Strava's refusal, short.
+func oneLineReason(err error) string {
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	return "strava refused the refresh token: " + msg
 }
 
 // releaseLock frees the lock early so waiting callers need not sit out its

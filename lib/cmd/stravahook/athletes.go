@@ -46,7 +46,7 @@ func athleteAddCommand() command {
 						AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, ExpiresAt: tok.ExpiresAt,
 						Scope: *scope, ConnectedAt: time.Now(),
 					}
-					if err := a.Store.SaveAthlete(ctx, athlete); err != nil {
+					if err := a.SaveAthlete(ctx, athlete); err != nil {
 						return err
 					}
 					fmt.Fprintf(e.stdout, "added %s; access token valid until %s\n", athlete, tok.ExpiresAt.UTC().Format(time.RFC3339))
@@ -75,10 +75,15 @@ func athleteListCommand() command {
 					if *asJSON {
 						enc := json.NewEncoder(e.stdout)
 						for _, at := range athletes {
-							if err := enc.Encode(map[string]any{
+							line := map[string]any{
 								"id": at.ID, "name": at.Name, "scope": at.Scope,
 								"token_expires_at": at.ExpiresAt.UTC(), "connected_at": at.ConnectedAt.UTC(),
-							}); err != nil {
+								"reconnect_needed": at.NeedsReconnect(),
+							}
+							if at.NeedsReconnect() {
+								line["reconnect_reason"], line["reconnect_since"] = at.ReconnectReason, at.ReconnectSince.UTC()
+							}
+							if err := enc.Encode(line); err != nil {
 								return err
 							}
 						}
@@ -89,12 +94,24 @@ func athleteListCommand() command {
 						return nil
 					}
 					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "ID\tNAME\tSCOPE\tTOKEN EXPIRES\tCONNECTED")
+					fmt.Fprintln(tw, "ID\tNAME\tSCOPE\tTOKEN EXPIRES\tCONNECTED\tSTATUS")
+					reconnect := 0
 					for _, at := range athletes {
-						fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", at.ID, orDash(at.Name), orDash(at.Scope),
-							at.ExpiresAt.UTC().Format(time.RFC3339), at.ConnectedAt.UTC().Format(time.RFC3339))
+						status := "ok"
+						if at.NeedsReconnect() {
+							reconnect++
+							status = "RECONNECT NEEDED since " + at.ReconnectSince.UTC().Format(time.RFC3339) + ": " + at.ReconnectReason
+						}
+						fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", at.ID, orDash(at.Name), orDash(at.Scope),
+							at.ExpiresAt.UTC().Format(time.RFC3339), at.ConnectedAt.UTC().Format(time.RFC3339), status)
 					}
-					return tw.Flush()
+					if err := tw.Flush(); err != nil {
+						return err
+					}
+					if reconnect > 0 {
+						fmt.Fprintln(e.stdout, "Athletes marked RECONNECT NEEDED: their events are held (see `stravahook queue status`) until they connect again at /api/connect.")
+					}
+					return nil
 				})
 			}
 		},
@@ -116,7 +133,7 @@ func athleteRemoveCommand() command {
 					if _, err := a.Store.Athlete(ctx, id); errors.Is(err, store.ErrNotFound) {
 						return fmt.Errorf("athlete %d is not connected", id)
 					}
-					n, err := a.Store.RemoveAthlete(ctx, id)
+					n, err := a.RemoveAthlete(ctx, id)
 					if err != nil {
 						return err
 					}

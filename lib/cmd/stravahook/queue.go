@@ -13,7 +13,7 @@ import (
 func queueStatusCommand() command {
 	return command{
 		path:    "queue status",
-		summary: "count ready, delayed (leased or waiting to retry) and dead events",
+		summary: "count ready, delayed (leased or waiting to retry), held (athlete must reconnect) and dead events",
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			asJSON := fs.Bool("json", false, "print one JSON object")
 			return func(ctx context.Context, e env, args []string) error {
@@ -34,10 +34,11 @@ func queueStatusCommand() command {
 							Ready              int64   `json:"ready"`
 							Delayed            int64   `json:"delayed"`
 							Leased             int64   `json:"leased"`
+							Held               int64   `json:"held"`
 							Dead               int64   `json:"dead"`
 							OldestReadySeconds float64 `json:"oldest_ready_seconds"`
 							RecentDead         any     `json:"recent_dead"`
-						}{s.Ready, s.Delayed, s.Leased, s.Dead, s.OldestReadySeconds, dead}
+						}{s.Ready, s.Delayed, s.Leased, s.Held, s.Dead, s.OldestReadySeconds, dead}
 						if out.RecentDead == nil || len(dead) == 0 {
 							out.RecentDead = []any{}
 						}
@@ -45,9 +46,13 @@ func queueStatusCommand() command {
 					}
 					fmt.Fprintf(e.stdout, "ready:   %d", s.Ready)
 					if s.Ready > 0 {
-						fmt.Fprintf(e.stdout, " (oldest ready for %s)", s.OldestReady.Round(time.Second))
+						fmt.Fprintf(e.stdout, " (oldest first queued %s ago)", s.OldestReady.Round(time.Second))
 					}
-					fmt.Fprintf(e.stdout, "\ndelayed: %d (leased by a drain: %d)\ndead:    %d\n", s.Delayed, s.Leased, s.Dead)
+					fmt.Fprintf(e.stdout, "\ndelayed: %d (leased by a running drain: %d)\nheld:    %d", s.Delayed, s.Leased, s.Held)
+					if s.Held > 0 {
+						fmt.Fprint(e.stdout, " (waiting for their athlete to reconnect; see `stravahook athlete list`)")
+					}
+					fmt.Fprintf(e.stdout, "\ndead:    %d\n", s.Dead)
 					for _, d := range dead {
 						fmt.Fprintf(e.stdout, "  dead %s after %d attempts at %s: %s\n", d.ID, d.Attempts, d.DiedAt.UTC().Format(time.RFC3339), d.Error)
 					}
