@@ -113,6 +113,32 @@ func buildCLI(t *testing.T) string {
 	return bin
 }
 
+// startDrain runs `process -budget budget` as a child process with env
+// added to the test's environment; exited receives its end. The test's
+// cleanup kills it if the test did not.
+func startDrain(t *testing.T, bin string, env map[string]string, budget string) (cmd *exec.Cmd, exited chan error, stdout, stderr *bytes.Buffer) {
+	t.Helper()
+	cmd = exec.Command(bin, "process", "-budget", budget)
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	return cmd, exited, stdout, stderr
+}
+
 // waitFor polls cond until it holds; giving up after a generous bound is a
 // failure of the scenario, not a timing assertion.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -172,24 +198,7 @@ func TestDrainKilledHalfwayLosesNothing(t *testing.T) {
 	}
 
 	// The first drain, as its own process.
-	cmd := exec.Command(bin, "process", "-budget", "30s")
-	cmd.Env = os.Environ()
-	for k, v := range c.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var childOut, childErr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &childOut, &childErr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
+	cmd, exited, childOut, childErr := startDrain(t, bin, c.env, "30s")
 
 	// Halfway: every call made, those answered kept, the others hanging.
 	keptCount := func() int {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,13 +40,12 @@ type rotatingStrava struct {
 	hangAfterRotate bool
 	hanging         int // refreshes rotated and held right now
 	refused         int
-	gets            map[int64]int
 	released        chan struct{}
 }
 
 func newRotatingStrava(t *testing.T, athlete int64, refreshToken string) *rotatingStrava {
 	s := &rotatingStrava{athlete: athlete, refreshToken: refreshToken, accessToken: "access-0",
-		gets: map[int64]int{}, released: make(chan struct{})}
+		released: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /oauth/token", func(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
@@ -99,7 +96,6 @@ func newRotatingStrava(t *testing.T, athlete int64, refreshToken string) *rotati
 	mux.HandleFunc("GET /api/v3/activities/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
 		s.mu.Lock()
-		s.gets[id]++
 		ok := r.Header.Get("Authorization") == "Bearer "+s.accessToken
 		s.mu.Unlock()
 		if !ok {
@@ -120,12 +116,6 @@ func (s *rotatingStrava) snapshot() (hanging, refused, issued int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.hanging, s.refused, s.issued
-}
-
-func (s *rotatingStrava) getsOf(id int64) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.gets[id]
 }
 
 // Kill a drain (SIGKILL) while Strava is inside a refresh it has already
@@ -180,24 +170,7 @@ func TestDrainKilledMidRefreshKeepsTheAthleteUntilReconnect(t *testing.T) {
 	fake.mu.Lock()
 	fake.hangAfterRotate = true
 	fake.mu.Unlock()
-	cmd := exec.Command(bin, "process", "-budget", "30s")
-	cmd.Env = os.Environ()
-	for k, v := range c.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var childOut, childErr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &childOut, &childErr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
+	cmd, exited, childOut, childErr := startDrain(t, bin, c.env, "30s")
 	waitFor(t, "Strava to rotate the token inside the drain's refresh", func() bool {
 		hanging, _, _ := fake.snapshot()
 		return hanging == 1
