@@ -123,14 +123,15 @@ func (s *stravaForE2E) push(t *testing.T, subscriptionID int64, objectID int64, 
 	return resp.StatusCode
 }
 
-// startServe runs `stravahook serve` in process and returns its base URL.
-func startServe(t *testing.T, env map[string]string) string {
+// startServe runs `stravahook serve` (with extra flags) in process and
+// returns its base URL.
+func startServe(t *testing.T, env map[string]string, extra ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, pw, io.Discard)
+		done <- run(ctx, append([]string{"serve", "-addr", "127.0.0.1:0"}, extra...), func(k string) string { return env[k] }, pw, io.Discard)
 		pw.Close()
 	}()
 	t.Cleanup(func() {

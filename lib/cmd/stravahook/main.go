@@ -75,7 +75,7 @@ func commands() []command {
 		queueStatusCommand(), queueRedriveCommand(),
 		subscriptionCreateCommand(), subscriptionViewCommand(), subscriptionDeleteCommand(),
 		athleteAddCommand(), athleteListCommand(), athleteRemoveCommand(),
-		activitiesListCommand(),
+		activitiesListCommand(), triggerCommand(),
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].path < cmds[j].path })
 	return cmds
@@ -114,7 +114,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs := flag.NewFlagSet("stravahook "+found.path, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	action := found.flags(fs)
-	if err := fs.Parse(args[words:]); err != nil {
+	positional, err := parseInterspersed(fs, args[words:])
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stdout, "%s\n\n%s\n", usage, found.summary)
 			if found.details != nil {
@@ -126,7 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return &usageError{msg: err.Error(), usage: usage}
 	}
-	err := action(ctx, e, fs.Args())
+	err = action(ctx, e, positional)
 	var u *usageError
 	if errors.As(err, &u) && u.usage == "" {
 		u.usage = usage
@@ -155,4 +156,25 @@ func noArgs(args []string) error {
 		return &usageError{msg: fmt.Sprintf("unexpected argument %q", args[0])}
 	}
 	return nil
+}
+
+// parseInterspersed parses flags before and after positional arguments
+// (`trigger create -athlete 7` as well as `trigger -athlete 7 create`);
+// after "--" everything is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		if args[0] == "--" {
+			return append(positional, args[1:]...), nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
 }

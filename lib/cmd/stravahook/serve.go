@@ -28,23 +28,53 @@ func serveCommand() command {
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			addr := fs.String("addr", "127.0.0.1:3000", "`host:port` to listen on")
 			redisAddr := fs.String("redis-addr", "127.0.0.1:0", "`host:port` for the embedded Redis (when no REDIS_URL)")
+			sandbox := fs.Bool("sandbox", false, "also run a Strava double in process, with a sample athlete connected and the subscription created (see `stravahook trigger`)")
+			drainEvery := fs.Duration("drain-every", 0, "drain the queue every `D`, as a cron would (0: never; 3s with -sandbox)")
 			return func(ctx context.Context, e env, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
 				}
-				return serve(ctx, e, *addr, *redisAddr)
+				if *drainEvery < 0 {
+					return &usageError{msg: "-drain-every must not be negative"}
+				}
+				if *sandbox && *drainEvery == 0 {
+					*drainEvery = 3 * time.Second
+				}
+				return serve(ctx, e, serveOptions{addr: *addr, redisAddr: *redisAddr, sandbox: *sandbox, drainEvery: *drainEvery})
 			}
 		},
 	}
 }
 
-func serve(ctx context.Context, e env, addr, redisAddr string) error {
+type serveOptions struct {
+	addr, redisAddr string
+	sandbox         bool
+	drainEvery      time.Duration
+}
+
+func serve(ctx context.Context, e env, opts serveOptions) error {
 	cfg, err := app.LoadConfig(e.getenv)
 	if err != nil {
 		return err
 	}
+	// The port first: a busy one fails before anything starts or prints.
+	tcpLn, err := net.Listen("tcp", opts.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (another serve running? choose another port with -addr)", opts.addr, err)
+	}
+	defer tcpLn.Close()
+	base := "http://" + tcpLn.Addr().String()
+	var sb *sandbox
+	if opts.sandbox {
+		sb = startSandbox(&cfg)
+		defer sb.Close()
+	}
+	if cfg.VerifyToken == "" {
+		cfg.VerifyToken = randomVerifyToken()
+		fmt.Fprintf(e.stderr, "STRAVA_VERIFY_TOKEN is unset: using %s for this run (give Strava the same value)\n", cfg.VerifyToken)
+	}
 	if cfg.RedisURL == "" {
-		mem, err := embedded.Start(redisAddr)
+		mem, err := embedded.Start(opts.redisAddr)
 		if err != nil {
 			return err
 		}
@@ -61,17 +91,15 @@ func serve(ctx context.Context, e env, addr, redisAddr string) error {
 	logs := newLogBuffer(e.stderr, 200*time.Millisecond)
 	defer logs.Close()
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	if cfg.VerifyToken == "" {
-		fmt.Fprintln(e.stderr, "warning: STRAVA_VERIFY_TOKEN is unset: Strava's validation GET will get a 500")
-	}
 	a := app.New(cfg, client, logger)
 
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
+	ln := tcpLn
+	handler := a.Routes()
+	if sb != nil {
+		handler = sb.handler(handler)
 	}
 	srv := &http.Server{
-		Handler:           a.Routes(),
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -79,6 +107,17 @@ func serve(ctx context.Context, e env, addr, redisAddr string) error {
 	fmt.Fprintf(e.stdout, "stravahook listening on http://%s (Redis: %s)\n", ln.Addr(), rdb.Redact(cfg.RedisURL))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if sb != nil {
+		const callbackPath = "/api/activity_update"
+		if err := sb.setUp(ctx, a, base, callbackPath); err != nil {
+			_ = srv.Close()
+			return err
+		}
+		sb.printNextSteps(e.stdout, base, cfg.RedisURL, callbackPath, opts.drainEvery)
+	}
+	if opts.drainEvery > 0 {
+		go drainLoop(ctx, a, opts.drainEvery, e.stdout)
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

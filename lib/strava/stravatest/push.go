@@ -163,10 +163,8 @@ type PushResult struct {
 // ErrNoSubscription is Push's error when nobody subscribed.
 var ErrNoSubscription = errors.New("stravatest: no push subscription: create one first (POST /api/v3/push_subscriptions)")
 
-// Push delivers ev to the subscription's callback as Strava does: a POST
-// with the event's JSON, 2 s for an answer, 200 to succeed, up to three
-// attempts. A zero SubscriptionID or EventTime is filled in. It returns
-// when the event was delivered or the attempts ran out.
+// Push delivers ev to the subscription's callback as Strava does (see
+// Deliver). A zero SubscriptionID or EventTime is filled in.
 func (s *Server) Push(ctx context.Context, ev strava.Event) (PushResult, error) {
 	s.mu.Lock()
 	sub := s.sub
@@ -182,6 +180,26 @@ func (s *Server) Push(ctx context.Context, ev strava.Event) (PushResult, error) 
 	if ev.EventTime == 0 {
 		ev.EventTime = now.Unix()
 	}
+	res := deliver(ctx, s.pushC, sub.CallbackURL, ev, retry, func() {
+		s.mu.Lock()
+		s.calls[RoutePush]++
+		s.mu.Unlock()
+	})
+	s.mu.Lock()
+	s.pushes = append(s.pushes, res)
+	s.mu.Unlock()
+	return res, ctx.Err()
+}
+
+// Deliver POSTs ev to callback the way Strava pushes an event: its JSON
+// body, 2 s for an answer, 200 to succeed, up to three attempts retryDelay
+// apart. It returns when the event was delivered, the attempts ran out or
+// ctx ended.
+func Deliver(ctx context.Context, callback string, ev strava.Event, retryDelay time.Duration) PushResult {
+	return deliver(ctx, &http.Client{Timeout: 2 * time.Second}, callback, ev, retryDelay, func() {})
+}
+
+func deliver(ctx context.Context, hc *http.Client, callback string, ev strava.Event, retry time.Duration, count func()) PushResult {
 	body := eventJSON(ev)
 	res := PushResult{Event: ev}
 	for attempt := 1; attempt <= pushAttempts; attempt++ {
@@ -189,32 +207,27 @@ func (s *Server) Push(ctx context.Context, ev strava.Event) (PushResult, error) 
 			select {
 			case <-time.After(retry):
 			case <-ctx.Done():
-				return res, ctx.Err()
+				return res
 			}
 		}
-		s.mu.Lock()
-		s.calls[RoutePush]++
-		s.mu.Unlock()
+		count()
 		res.Attempts = attempt
-		res.Status, res.Error = s.deliver(ctx, sub.CallbackURL, body)
+		res.Status, res.Error = post(ctx, hc, callback, body)
 		if res.Status == http.StatusOK {
 			res.Delivered = true
 			break
 		}
 	}
-	s.mu.Lock()
-	s.pushes = append(s.pushes, res)
-	s.mu.Unlock()
-	return res, nil
+	return res
 }
 
-func (s *Server) deliver(ctx context.Context, callback string, body []byte) (int, string) {
+func post(ctx context.Context, hc *http.Client, callback string, body []byte) (int, string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, callback, bytes.NewReader(body))
 	if err != nil {
 		return 0, err.Error()
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.pushC.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, err.Error()
 	}
