@@ -93,7 +93,6 @@ func serve(ctx context.Context, e env, opts serveOptions) error {
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	a := app.New(cfg, client, logger)
 
-	ln := tcpLn
 	handler := a.Routes()
 	if sb != nil {
 		handler = sb.handler(handler)
@@ -104,9 +103,9 @@ func serve(ctx context.Context, e env, opts serveOptions) error {
 		ReadTimeout:       10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	fmt.Fprintf(e.stdout, "stravahook listening on http://%s (Redis: %s)\n", ln.Addr(), rdb.Redact(cfg.RedisURL))
+	fmt.Fprintf(e.stdout, "stravahook listening on http://%s (Redis: %s)\n", tcpLn.Addr(), rdb.Redact(cfg.RedisURL))
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(tcpLn) }()
 	if sb != nil {
 		const callbackPath = "/api/activity_update"
 		if err := sb.setUp(ctx, a, base, callbackPath); err != nil {
