@@ -210,9 +210,7 @@ func TestKilledDrainLosesNothing(t *testing.T) {
 		sum, err = e.processor(cfg).Drain(ctx)
 		done <- err
 	}()
-	for range 4 { // every worker is stuck in a call
-		<-e.strava.blocked
-	}
+	e.strava.waitBlocked(t, 4) // every worker is stuck in a call
 	cancel()
 	var err error
 	select {
@@ -814,9 +812,7 @@ func TestRedisLostMidDrainLosesNothing(t *testing.T) {
 		_, err := p.Drain(context.Background())
 		done <- err
 	}()
-	for range 5 {
-		<-e.strava.blocked
-	}
+	e.strava.waitBlocked(t, 5)
 	proxy.Cut() // Redis goes away while Strava answers
 	closeOnce(e.strava)
 	select {

@@ -91,6 +91,20 @@ func (s *standIn) issueLocked(athlete int64) (accessToken, refreshToken string) 
 	return accessToken, refreshToken
 }
 
+// waitBlocked waits until n GETs are held at the gate; a drain that never
+// makes them fails the test after a while instead of hanging it.
+func (s *standIn) waitBlocked(t testing.TB, n int) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for i := range n {
+		select {
+		case <-s.blocked:
+		case <-deadline:
+			t.Fatalf("only %d of %d calls reached Strava", i, n)
+		}
+	}
+}
+
 // activity makes an activity exist at Strava.
 func (s *standIn) activity(id, owner int64) {
 	s.mu.Lock()
