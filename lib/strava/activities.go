@@ -2,6 +2,7 @@ package strava
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -19,10 +20,15 @@ func (c *Client) GetActivity(ctx context.Context, accessToken string, id int64) 
 	if err != nil {
 		return nil, nil, err
 	}
-	var a DetailedActivity
-	resp, err := c.Do(ctx, req, &a)
+	var raw json.RawMessage
+	resp, err := c.Do(ctx, req, &raw)
 	if err != nil {
 		return nil, resp, err
 	}
+	var a DetailedActivity
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, resp, fmt.Errorf("strava: GET /api/v3/activities/%d: decode answer: %w", id, err)
+	}
+	a.Raw = raw
 	return &a, resp, nil
 }

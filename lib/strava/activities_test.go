@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,6 +71,11 @@ func TestGetActivity(t *testing.T) {
 	}
 	if a.Map.SummaryPolyline == "" || a.Map.Polyline == "" {
 		t.Error("map polylines not decoded")
+	}
+	// Notifications carry the answer whole, fields we do not decode
+	// (segment_efforts, laps, …) included.
+	if string(a.Raw) != strings.TrimSpace(activityJSON) {
+		t.Errorf("Raw is not Strava's answer byte for byte:\n got %.200s\nwant %.200s", a.Raw, activityJSON)
 	}
 }
 

@@ -1,6 +1,7 @@
 package strava
 
 import (
+	"encoding/json"
 	"strconv"
 	"time"
 )
@@ -77,6 +78,10 @@ type DetailedActivity struct {
 	MaxSpeed           float64     `json:"max_speed"`
 	Calories           float64     `json:"calories,omitempty"`
 	Description        string      `json:"description,omitempty"`
+
+	// Raw is Strava's answer exactly as GetActivity received it, every
+	// field included (notifications carry it whole); never stored.
+	Raw json.RawMessage `json:"-"`
 }
 
 // Token is an OAuth token pair as Strava issues it. Athlete is set only by
