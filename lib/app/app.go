@@ -15,6 +15,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/stravahook/stravahook/lib/connect"
+	"github.com/stravahook/stravahook/lib/notify"
 	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/store"
 	"github.com/stravahook/stravahook/lib/strava"
@@ -28,6 +29,9 @@ type App struct {
 	Queue  *queue.Queue
 	Store  *store.Store
 	Strava *strava.Client
+	// Notifier stores and delivers the drain's notifications (NOTIFY_URL);
+	// disabled when no endpoint is configured.
+	Notifier *notify.Notifier
 
 	subscription *subscriptionCache
 
@@ -49,6 +53,7 @@ func New(cfg Config, redis rueidis.Client, logger *slog.Logger) *App {
 			ClientSecret: cfg.ClientSecret,
 		}),
 	}
+	a.Notifier = notify.New(redis, cfg.RedisPrefix+"notify:", notify.ConfigFromEnv(cfg.NotifyURL, cfg.NotifySecret), logger)
 	a.subscription = &subscriptionCache{fixed: cfg.SubscriptionID, load: st.SubscriptionID, ttl: 30 * time.Second}
 	return a
 }

@@ -31,6 +31,8 @@ type Config struct {
 	QueueUpdates   bool   // STRAVA_QUEUE_UPDATES
 	PublicURL      string // PUBLIC_URL
 	Scope          string // STRAVA_SCOPE, default read,activity:read_all
+	NotifyURL      string // NOTIFY_URL: comma-separated http(s) endpoints (lib/notify)
+	NotifySecret   string // NOTIFY_SECRET: whsec_… (space-separated during a rotation)
 }
 
 // LoadConfig reads the environment through getenv. It fails only on values
@@ -46,6 +48,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		StravaBaseURL: strings.TrimRight(strings.TrimSpace(getenv("STRAVA_BASE_URL")), "/"),
 		PublicURL:     strings.TrimRight(strings.TrimSpace(getenv("PUBLIC_URL")), "/"),
 		Scope:         strings.TrimSpace(getenv("STRAVA_SCOPE")),
+		NotifyURL:     strings.TrimSpace(getenv("NOTIFY_URL")),
+		NotifySecret:  strings.TrimSpace(getenv("NOTIFY_SECRET")),
 	}
 	for _, name := range []string{"REDIS_URL", "KV_URL"} {
 		if v := strings.TrimSpace(getenv(name)); v != "" {

@@ -16,7 +16,7 @@ func (a *App) Processor(budget time.Duration) *processor.Processor {
 	if budget <= 0 {
 		budget = DefaultBudget
 	}
-	return processor.New(processor.Config{Budget: budget}, a.Queue, a.Store, a.Strava, a.logger)
+	return processor.New(processor.Config{Budget: budget, Notifier: a.Notifier}, a.Queue, a.Store, a.Strava, a.logger)
 }
 
 // Drain runs one drain pass with the given budget. It refuses to start

@@ -44,6 +44,11 @@ type group struct {
 	// athlete was removed in this drain, or a deauthorization was not
 	// confirmed); otherwise the decider did the work.
 	skipAll bool
+	// fetched is the activity kept for a kindFetch group; gone says its
+	// kept copy was deleted (a delete event, a 404): what the group's
+	// notification says (notify.go).
+	fetched *strava.DetailedActivity
+	gone    bool
 }
 
 // describe names the group's object for logs and error causes.

@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/notify"
 	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/store"
 	"github.com/stravahook/stravahook/lib/strava"
@@ -95,6 +96,10 @@ type Config struct {
 	// Now is the wall clock used against Strava's rate-limit windows
 	// (default time.Now). The budget is measured on the monotonic clock.
 	Now func() time.Time
+	// Notifier, when enabled (NOTIFY_URL), gets a notification for each
+	// event's work, stored before the event is acked and delivered after
+	// the Strava work (notify.go).
+	Notifier *notify.Notifier
 }
 
 func (c Config) withDefaults() Config {
@@ -187,6 +192,9 @@ type Summary struct {
 	// failed or was interrupted).
 	Remaining  int64 `json:"remaining"`
 	DurationMS int64 `json:"duration_ms"`
+	// Notifications is what the drain stored and delivered; absent when
+	// NOTIFY_URL is not set.
+	Notifications *notify.Summary `json:"notifications,omitempty"`
 }
 
 // Drain claims and works off queued events until the queue is empty, the
@@ -195,10 +203,14 @@ type Summary struct {
 // either way. Events it did not finish stay queued.
 func (p *Processor) Drain(ctx context.Context) (Summary, error) {
 	d := &drain{p: p, start: time.Now(), athletes: map[int64]*athleteEntry{}, quota: newQuota()}
+	if p.cfg.Notifier.Enabled() {
+		d.sum.Notifications = &notify.Summary{}
+	}
 	err := d.run(ctx)
 	if err == nil {
 		err = d.lostUpdate()
 	}
+	d.deliverNotifications(ctx)
 
 	sum := d.summary()
 	sum.Remaining = -1
@@ -228,6 +240,7 @@ func (p *Processor) Drain(ctx context.Context) (Summary, error) {
 	if sum.RateLimitedUntil != nil {
 		attrs = append(attrs, "rate_limited_until", sum.RateLimitedUntil.UTC().Format(time.RFC3339))
 	}
+	attrs = append(attrs, notificationAttrs(sum.Notifications)...)
 	if err != nil {
 		p.logger.Error("drain", append(attrs, "error", err)...)
 	} else {
@@ -352,6 +365,7 @@ func (d *drain) batch(ctx context.Context, msgs []queue.Message) error {
 	}
 	d.work(ctx, athletes)
 	d.work(ctx, activities)
+	d.storeNotifications(ctx, groups)
 	return d.settle(ctx, msgs[0].Token, groups)
 }
 

@@ -138,7 +138,7 @@ func (d *drain) keep(ctx context.Context, g *group, a *strava.DetailedActivity) 
 	switch {
 	case err == nil:
 		d.count(func(s *Summary) { s.Kept++ })
-		g.outcome = outcomeDone
+		g.outcome, g.fetched = outcomeDone, a
 	case errors.Is(err, store.ErrNotFound):
 		// The athlete was removed while we fetched: nothing to keep.
 		g.outcome, g.skipAll = outcomeDone, true
@@ -159,7 +159,7 @@ func (d *drain) forget(ctx context.Context, g *group, why string) {
 	case err == nil:
 		d.count(func(s *Summary) { s.Deleted++ })
 		d.p.logger.Debug("activity deleted", "activity", id, "athlete", owner, "was_kept", existed, "why", why)
-		g.outcome = outcomeDone
+		g.outcome, g.gone = outcomeDone, true
 	case ctx.Err() != nil:
 		g.outcome = outcomeAbandoned
 	default:
