@@ -77,6 +77,7 @@ func commands() []command {
 		athleteAddCommand(), athleteListCommand(), athleteRemoveCommand(),
 		activitiesListCommand(), triggerCommand(),
 	}
+	cmds = append(cmds, notifyCommands()...)
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].path < cmds[j].path })
 	return cmds
 }

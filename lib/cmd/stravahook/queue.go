@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stravahook/stravahook/lib/app"
+	"github.com/stravahook/stravahook/lib/notify"
 )
 
 func queueStatusCommand() command {
@@ -29,6 +30,10 @@ func queueStatusCommand() command {
 					if err != nil {
 						return err
 					}
+					notifications, err := a.Notifier.Stats(ctx) // nil without NOTIFY_URL
+					if err != nil {
+						return err
+					}
 					if *asJSON {
 						out := struct {
 							Ready              int64   `json:"ready"`
@@ -38,7 +43,9 @@ func queueStatusCommand() command {
 							Dead               int64   `json:"dead"`
 							OldestReadySeconds float64 `json:"oldest_ready_seconds"`
 							RecentDead         any     `json:"recent_dead"`
-						}{s.Ready, s.Delayed, s.Leased, s.Held, s.Dead, s.OldestReadySeconds, dead}
+							// Notifications are per endpoint (notify status).
+							Notifications []notify.EndpointStats `json:"notifications,omitempty"`
+						}{s.Ready, s.Delayed, s.Leased, s.Held, s.Dead, s.OldestReadySeconds, dead, notifications}
 						if out.RecentDead == nil || len(dead) == 0 {
 							out.RecentDead = []any{}
 						}
@@ -58,6 +65,9 @@ func queueStatusCommand() command {
 					}
 					if s.Dead > 0 {
 						fmt.Fprintln(e.stdout, "`stravahook queue redrive` moves dead events back to ready.")
+					}
+					if len(notifications) > 0 {
+						writeNotifyStats(e.stdout, notifications)
 					}
 					return nil
 				})
