@@ -75,7 +75,7 @@ func commands() []command {
 		queueStatusCommand(), queueRedriveCommand(),
 		subscriptionCreateCommand(), subscriptionViewCommand(), subscriptionDeleteCommand(),
 		athleteAddCommand(), athleteListCommand(), athleteRemoveCommand(),
-		activitiesListCommand(), triggerCommand(),
+		activitiesListCommand(), triggerCommand(), versionCommand(),
 	}
 	cmds = append(cmds, notifyCommands()...)
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].path < cmds[j].path })
@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	if found == nil {
-		return &usageError{msg: fmt.Sprintf("unknown command %q", strings.Join(args[:min(2, len(args))], " ")), usage: "stravahook <command> [flags]; stravahook -h lists the commands"}
+		return unknownCommand(args, cmds, stdout, stderr)
 	}
 	usage := "stravahook " + found.path + " [flags]"
 	if found.args != "" {
@@ -140,13 +140,7 @@ func printOverview(w io.Writer, cmds []command) {
 	fmt.Fprintln(w, "stravahook: Strava webhooks, queued in Redis and processed into kept activities.")
 	fmt.Fprintln(w, "\nusage: stravahook <command> [flags]   (stravahook <command> -h for its flags)")
 	fmt.Fprintln(w, "\ncommands:")
-	for _, c := range cmds {
-		name := c.path
-		if c.args != "" {
-			name += " " + c.args
-		}
-		fmt.Fprintf(w, "  %-28s %s\n", name, c.summary)
-	}
+	writeCommandList(w, cmds)
 	fmt.Fprintln(w, "\nConfiguration comes from the environment: REDIS_URL (or KV_URL), STRAVA_CLIENT_ID,")
 	fmt.Fprintln(w, "STRAVA_CLIENT_SECRET, STRAVA_VERIFY_TOKEN, CRON_SECRET, STRAVA_BASE_URL, … (see README.md).")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 
 	"github.com/stravahook/stravahook/lib/app"
 )
@@ -22,7 +23,15 @@ func processCommand() command {
 					return &usageError{msg: "-budget must be positive, e.g. 8s"}
 				}
 				return withApp(ctx, e, func(a *app.App) error {
+					stop := startProgress(e, func() string {
+						st, err := a.Queue.Stats(ctx)
+						if err != nil {
+							return "draining…"
+						}
+						return fmt.Sprintf("draining… %d ready, %d leased, %d delayed", st.Ready, st.Leased, st.Delayed)
+					})
 					sum, err := a.Drain(ctx, *budget)
+					stop()
 					if err != nil {
 						return err
 					}

@@ -86,7 +86,19 @@ func queueRedriveCommand() command {
 					return err
 				}
 				return withApp(ctx, e, func(a *app.App) error {
+					before, err := a.Queue.Stats(ctx)
+					if err != nil {
+						return err
+					}
+					stop := startProgress(e, func() string {
+						now, err := a.Queue.Stats(ctx)
+						if err != nil {
+							return "redriving…"
+						}
+						return fmt.Sprintf("redriving… %d of %d dead events moved", before.Dead-now.Dead, before.Dead)
+					})
 					n, err := a.Queue.Redrive(ctx)
+					stop()
 					if err != nil {
 						return err
 					}
