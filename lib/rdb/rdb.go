@@ -1,5 +1,5 @@
 // Package rdb owns how stravahook reaches Redis: it turns REDIS_URL-style
-// URLs (redis://, rediss:// as Upstash hands them out) into one shared
+// URLs (redis://, rediss:// as Upstash hands them out, unix://) into one shared
 // rueidis client. (The embedded Redis `stravahook serve` uses lives in
 // rdb/embedded, which no Vercel function links.)
 //
@@ -25,6 +25,10 @@ func Connect(ctx context.Context, rawURL string) (rueidis.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	return connect(ctx, rawURL, opt)
+}
+
+func connect(ctx context.Context, rawURL string, opt rueidis.ClientOption) (rueidis.Client, error) {
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("connect to redis at %s: %w", Redact(rawURL), err)
@@ -38,7 +42,9 @@ func Connect(ctx context.Context, rawURL string) (rueidis.Client, error) {
 	return client, nil
 }
 
-// Options parses a redis:// or rediss:// URL into client options.
+// Options parses a redis://, rediss:// or unix:// URL into client options
+// (rueidis's own parsing and dialers: TLS for rediss://, a unix socket for
+// unix:///path/redis.sock).
 // Client-side caching is off: it needs CLIENT TRACKING, which neither
 // Upstash nor the embedded server offers, and we never read hot keys.
 func Options(rawURL string) (rueidis.ClientOption, error) {
