@@ -40,11 +40,7 @@ func (n *Notifier) Deliver(ctx context.Context, deadline time.Time) Summary {
 	if n.cfg.EndpointsErr != nil {
 		n.logger.Error("notifications: some NOTIFY_URL entries are unusable; they get nothing", "error", n.cfg.EndpointsErr)
 	}
-	if !n.cfg.Secret.Valid() {
-		err := n.cfg.SecretErr
-		if err == nil {
-			err = errors.New("NOTIFY_SECRET is not set")
-		}
+	if err := n.DeliveryRefused(); err != nil {
 		sum.Error = "notifications not delivered (they stay stored): " + err.Error()
 		n.logger.Error("notifications not delivered; they stay stored until NOTIFY_SECRET is fixed", "error", err)
 		return sum
@@ -72,6 +68,18 @@ func (n *Notifier) Deliver(ctx context.Context, deadline time.Time) Summary {
 		sum.Error = strings.Join(errs, "; ")
 	}
 	return sum
+}
+
+// DeliveryRefused says why nothing can be delivered (no valid
+// NOTIFY_SECRET), or nil.
+func (n *Notifier) DeliveryRefused() error {
+	if n.cfg.Secret.Valid() {
+		return nil
+	}
+	if n.cfg.SecretErr != nil {
+		return n.cfg.SecretErr
+	}
+	return errors.New("NOTIFY_SECRET is not set")
 }
 
 // deliverTo works off one endpoint's due notifications, a claim at a time.

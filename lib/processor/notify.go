@@ -58,6 +58,7 @@ func (d *drain) storeNotifications(ctx context.Context, groups []*group) {
 		return
 	}
 	d.count(func(s *Summary) { s.Notifications.Stored += len(ns) })
+	d.notificationsStored()
 }
 
 // notificationOf is what a group's work tells the user, if anything: its
@@ -115,22 +116,64 @@ func rawActivity(a *strava.DetailedActivity) []byte {
 	return b
 }
 
-// deliverNotifications sends what is due after the Strava work, until the
-// budget ends but for at least minDeliveryWindow. Failures are counted in
-// the summary and logged; they never fail the drain.
-func (d *drain) deliverNotifications(ctx context.Context) {
+// startDelivering delivers notifications while the Strava work goes on,
+// each time a claim's notifications were stored, so that the endpoint's
+// latency and Strava's overlap instead of adding up; the returned func
+// ends the Strava work's part: one last pass (until the budget ends, but
+// for at least minDeliveryWindow), then it returns. One pass runs at a
+// time. Failures are counted in the summary and logged; they never fail
+// the drain, nor hold back the Strava work (the passes run on their own
+// goroutine, each endpoint on its own).
+func (d *drain) startDelivering(ctx context.Context) (finish func()) {
 	n := d.p.cfg.Notifier
-	if !n.Enabled() || ctx.Err() != nil {
-		return
+	if !n.Enabled() {
+		return func() {}
 	}
-	deadline := d.start.Add(d.p.cfg.Budget)
-	if least := time.Now().Add(minDeliveryWindow); least.After(deadline) {
-		deadline = least
+	d.delivering = make(chan struct{}, 1)
+	workDone, passesDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(passesDone)
+		for {
+			select {
+			case <-d.delivering:
+				if n.DeliveryRefused() == nil {
+					d.deliverPass(ctx, d.start.Add(d.p.cfg.Budget))
+				}
+			case <-workDone:
+				if ctx.Err() == nil {
+					deadline := d.start.Add(d.p.cfg.Budget)
+					if least := time.Now().Add(minDeliveryWindow); least.After(deadline) {
+						deadline = least
+					}
+					d.deliverPass(ctx, deadline)
+				}
+				return
+			}
+		}
+	}()
+	return func() {
+		close(workDone)
+		<-passesDone
 	}
-	got := n.Deliver(ctx, deadline)
+}
+
+// notificationsStored wakes the delivering goroutine (without waiting).
+func (d *drain) notificationsStored() {
+	select {
+	case d.delivering <- struct{}{}:
+	default: // a pass is already due; it will see these too
+	}
+}
+
+func (d *drain) deliverPass(ctx context.Context, deadline time.Time) {
+	got := d.p.cfg.Notifier.Deliver(ctx, deadline)
 	d.count(func(s *Summary) {
-		got.Stored = s.Notifications.Stored
-		*s.Notifications = got
+		s.Notifications.Delivered += got.Delivered
+		s.Notifications.Retrying += got.Retrying
+		s.Notifications.Dead += got.Dead
+		if got.Error != "" {
+			s.Notifications.Error = got.Error
+		}
 	})
 }
 

@@ -206,11 +206,12 @@ func (p *Processor) Drain(ctx context.Context) (Summary, error) {
 	if p.cfg.Notifier.Enabled() {
 		d.sum.Notifications = &notify.Summary{}
 	}
+	finishDelivering := d.startDelivering(ctx)
 	err := d.run(ctx)
 	if err == nil {
 		err = d.lostUpdate()
 	}
-	d.deliverNotifications(ctx)
+	finishDelivering()
 
 	sum := d.summary()
 	sum.Remaining = -1
@@ -263,6 +264,9 @@ type drain struct {
 
 	athletesMu sync.Mutex
 	athletes   map[int64]*athleteEntry
+
+	// delivering is told when notifications were stored (notify.go).
+	delivering chan struct{}
 
 	sumMu sync.Mutex
 	sum   Summary

@@ -21,6 +21,7 @@ import (
 
 	"github.com/stravahook/stravahook/lib/app"
 	"github.com/stravahook/stravahook/lib/notify"
+	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/store"
 )
 
@@ -238,7 +239,13 @@ func TestDrainKilledBeforeDeliveryStillNotifies(t *testing.T) {
 	postEvent(t, c, activityID)
 
 	cmd, exited, childOut, childErr := startDrain(t, bin, c.env, "30s")
-	waitFor(t, "the drain to be delivering", func() bool { return len(rcv.got()) == 1 })
+	// Deliveries start as soon as a claim's notifications are stored,
+	// beside that claim's ack: wait for both.
+	q := queue.New(c.redis.Client, c.redis.Prefix+"queue:")
+	waitFor(t, "the event acked and its notification on its way", func() bool {
+		s, err := q.Stats(context.Background())
+		return err == nil && s.Ready+s.Delayed == 0 && len(rcv.got()) == 1
+	})
 	if err := cmd.Process.Signal(os.Kill); err != nil {
 		t.Fatal(err)
 	}
