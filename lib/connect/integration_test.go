@@ -2,7 +2,6 @@ package connect_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,75 +16,21 @@ import (
 	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
 	"github.com/stravahook/stravahook/lib/store"
 	"github.com/stravahook/stravahook/lib/strava"
+	"github.com/stravahook/stravahook/lib/strava/stravatest"
 )
-
-// stravaStandIn answers for Strava's /oauth/authorize (the athlete
-// approves at once, granting scope) and /oauth/token (each code works
-// once), speaking Strava's documented JSON.
-type stravaStandIn struct {
-	t     *testing.T
-	scope string
-
-	mu        sync.Mutex
-	exchanges int
-	used      map[string]bool
-}
-
-func (s *stravaStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case "/oauth/authorize":
-		q := r.URL.Query()
-		if q.Get("client_id") != clientID || q.Get("response_type") != "code" || q.Get("approval_prompt") != "auto" {
-			http.Error(w, "bad authorize request "+q.Encode(), http.StatusBadRequest)
-			return
-		}
-		back := q.Get("redirect_uri") + "?" + url.Values{"state": {q.Get("state")}, "code": {authCode}, "scope": {s.scope}}.Encode()
-		http.Redirect(w, r, back, http.StatusFound)
-	case "/oauth/token":
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.exchanges++
-		if r.Method != http.MethodPost || r.PostFormValue("grant_type") != "authorization_code" ||
-			r.PostFormValue("client_id") != clientID || r.PostFormValue("client_secret") != clientSecret {
-			s.t.Errorf("token request %s %v", r.Method, r.PostForm)
-		}
-		code := r.PostFormValue("code")
-		if code != authCode || s.used[code] {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusBadRequest)
-			io.WriteString(w, `{"message":"Bad Request","errors":[{"resource":"AuthorizationCode","field":"code","code":"invalid"}]}`)
-			return
-		}
-		s.used[code] = true
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{
-			"token_type": "Bearer", "expires_at": t0.Add(6 * time.Hour).Unix(), "expires_in": 21600,
-			"refresh_token": refreshToken, "access_token": accessToken,
-			"athlete": map[string]any{"id": janeID, "username": "jdoe", "resource_state": 2, "firstname": "Jane", "lastname": "Doe"},
-		})
-	default:
-		http.NotFound(w, r)
-	}
-}
-
-func (s *stravaStandIn) exchangeCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.exchanges
-}
 
 // TestConnectWithStravaAndRedis runs the whole flow with the real Strava
 // client against a stand-in and the real store on Redis: the browser
 // follows every redirect itself.
 func TestConnectWithStravaAndRedis(t *testing.T) {
-	standIn := &stravaStandIn{t: t, scope: fullScope, used: map[string]bool{}}
-	stravaSrv := httptest.NewServer(standIn)
-	t.Cleanup(stravaSrv.Close)
+	clk := &clock{now: t0}
+	double := stravatest.NewT(t, stravatest.WithApp(clientID, clientSecret), stravatest.WithClock(clk.Now))
+	double.AddAthlete(strava.Athlete{ID: janeID, Username: "jdoe", FirstName: "Jane", LastName: "Doe"})
+	double.AutoApprove(janeID) // she approved before: Strava skips its page
 
 	r := rdbtest.New(t)
 	st := store.New(r.Client, r.Prefix)
-	client := strava.NewClient(strava.Options{BaseURL: stravaSrv.URL, ClientID: clientID, ClientSecret: clientSecret})
-	clk := &clock{now: t0}
+	client := double.Client()
 	logs := &syncBuffer{}
 	pages := connect.New(connect.Config{
 		StateSecret: connect.DeriveStateSecret(clientSecret),
@@ -105,8 +49,12 @@ func TestConnectWithStravaAndRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	var visited []string
+	var code string
 	browser := &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
 		visited = append(visited, req.URL.Path)
+		if c := req.URL.Query().Get("code"); c != "" {
+			code = c
+		}
 		return nil
 	}}
 
@@ -122,9 +70,7 @@ func TestConnectWithStravaAndRedis(t *testing.T) {
 	if strings.Join(visited, " ") != "/oauth/authorize /api/connect_callback" {
 		t.Errorf("browser went through %v", visited)
 	}
-	assertNoSecrets(t, "page", string(body))
-	assertNoSecrets(t, "logs", logs.String())
-	if n := standIn.exchangeCount(); n != 1 {
+	if n := double.Calls(stravatest.RouteExchange); n != 1 {
 		t.Errorf("%d token exchanges at Strava; want 1", n)
 	}
 
@@ -134,9 +80,24 @@ func TestConnectWithStravaAndRedis(t *testing.T) {
 	if err != nil {
 		t.Fatalf("athlete not stored: %v", err)
 	}
-	if got.Name != "Jane Doe" || got.AccessToken != accessToken || got.RefreshToken != refreshToken ||
+	if got.Name != "Jane Doe" || got.AccessToken == "" || got.RefreshToken == "" ||
 		!got.ExpiresAt.Equal(t0.Add(6*time.Hour)) || got.Scope != fullScope || !got.ConnectedAt.Equal(t0) {
 		t.Errorf("stored %#v (tokens %q, %q)", got, got.AccessToken, got.RefreshToken)
+	}
+	// The stored tokens are the ones Strava issued: they work there.
+	if who, _, err := client.GetAuthenticatedAthlete(ctx, got.AccessToken); err != nil || who.ID != janeID {
+		t.Errorf("the stored access token at Strava: %v, %v", who, err)
+	}
+	if code == "" {
+		t.Fatal("no code seen on the redirect")
+	}
+	for what, text := range map[string]string{"page": string(body), "logs": logs.String()} {
+		assertNoSecrets(t, what, text)
+		for _, secret := range []string{got.AccessToken, got.RefreshToken, code} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s contains a secret: %s", what, text)
+			}
+		}
 	}
 
 	// A used code, with a fresh state: Strava refuses it, nothing changes.
@@ -148,7 +109,7 @@ func TestConnectWithStravaAndRedis(t *testing.T) {
 	}
 	resp.Body.Close()
 	loc, _ := url.Parse(resp.Header.Get("Location"))
-	back := app.URL + "/api/connect_callback?" + url.Values{"state": {loc.Query().Get("state")}, "code": {authCode}, "scope": {fullScope}}.Encode()
+	back := app.URL + "/api/connect_callback?" + url.Values{"state": {loc.Query().Get("state")}, "code": {code}, "scope": {fullScope}}.Encode()
 	resp, err = noFollow.Get(back)
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +119,7 @@ func TestConnectWithStravaAndRedis(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "refused the authorization code") {
 		t.Errorf("used code: status %d, body %s; want 400 saying the code was refused", resp.StatusCode, body)
 	}
-	if n := standIn.exchangeCount(); n != 2 {
+	if n := double.Calls(stravatest.RouteExchange); n != 2 {
 		t.Errorf("%d token exchanges at Strava; want 2", n)
 	}
 	again, err := st.Athlete(ctx, janeID)

@@ -52,6 +52,10 @@ func (s *Server) parseAuthorize(w http.ResponseWriter, r *http.Request) (authori
 		writeError(w, http.StatusBadRequest, "Bad Request", "Application", "response_type", "invalid")
 		return q, false
 	}
+	if p := r.FormValue("approval_prompt"); p != "" && p != "auto" && p != "force" {
+		writeError(w, http.StatusBadRequest, "Bad Request", "Application", "approval_prompt", "invalid")
+		return q, false
+	}
 	if q.Scope == "" {
 		q.Scope = "read"
 	}
