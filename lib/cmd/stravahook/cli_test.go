@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
 	"github.com/stravahook/stravahook/lib/store"
 	"github.com/stravahook/stravahook/lib/strava"
+	"github.com/stravahook/stravahook/lib/strava/stravatest"
 )
 
 // cli runs commands in process against a test Redis and a Strava stand-in.
@@ -23,17 +22,18 @@ type cli struct {
 	t      *testing.T
 	redis  *rdbtest.Redis
 	env    map[string]string
-	strava *fakeStrava
+	strava *stravatest.Server
 }
 
 func newCLI(t *testing.T) *cli {
 	t.Helper()
 	r := rdbtest.New(t)
-	fs := newFakeStrava(t)
-	return &cli{t: t, redis: r, strava: fs, env: map[string]string{
+	double := stravatest.NewT(t, stravatest.WithApp("5", "client-secret-xyz"))
+	double.AddSampleData()
+	return &cli{t: t, redis: r, strava: double, env: map[string]string{
 		"REDIS_URL":               r.URL,
 		"STRAVAHOOK_REDIS_PREFIX": r.Prefix,
-		"STRAVA_BASE_URL":         fs.srv.URL,
+		"STRAVA_BASE_URL":         double.URL,
 		"STRAVA_CLIENT_ID":        "5",
 		"STRAVA_CLIENT_SECRET":    "client-secret-xyz",
 		"STRAVA_VERIFY_TOKEN":     "verify-abc",
@@ -53,95 +53,25 @@ func (c *cli) run(args ...string) (int, string, string) {
 
 func (c *cli) store() *store.Store { return store.New(c.redis.Client, c.redis.Prefix) }
 
-// fakeStrava speaks Strava's documented answers for what the CLI calls.
-type fakeStrava struct {
-	srv *httptest.Server
-
-	mu            sync.Mutex
-	calls         map[string]int
-	subscriptions []strava.Subscription
-	validateURL   func(callback string) error // what Strava does during create
-	refreshTokens map[string]bool             // valid refresh tokens
-}
-
-func newFakeStrava(t *testing.T) *fakeStrava {
-	f := &fakeStrava{calls: map[string]int{}, refreshTokens: map[string]bool{"good-refresh": true}}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /oauth/token", func(w http.ResponseWriter, r *http.Request) {
-		f.count("refresh")
-		r.ParseForm()
-		f.mu.Lock()
-		ok := f.refreshTokens[r.Form.Get("refresh_token")]
-		f.mu.Unlock()
-		if !ok {
-			stravaError(w, 400, `{"message":"Bad Request","errors":[{"resource":"RefreshToken","field":"refresh_token","code":"invalid"}]}`)
+// subscriber is a callback that answers Strava's validation GET the way
+// serve does with STRAVA_VERIFY_TOKEN=verify-abc, or with status (and no
+// body) when set.
+func subscriber(t *testing.T, status int) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		switch {
+		case status != 0:
+			w.WriteHeader(status)
+			return
+		case q.Get("hub.verify_token") != "verify-abc":
+			w.WriteHeader(http.StatusForbidden)
 			return
 		}
-		writeJSONBody(w, 200, fmt.Sprintf(`{"token_type":"Bearer","access_token":"access-new","expires_at":%d,"expires_in":21600,"refresh_token":"refresh-rotated"}`, time.Now().Add(6*time.Hour).Unix()))
-	})
-	mux.HandleFunc("GET /api/v3/athlete", func(w http.ResponseWriter, r *http.Request) {
-		f.count("athlete")
-		if r.Header.Get("Authorization") != "Bearer access-new" {
-			stravaError(w, 401, `{"message":"Authorization Error","errors":[{"resource":"Athlete","field":"access_token","code":"invalid"}]}`)
-			return
-		}
-		writeJSONBody(w, 200, `{"id":134815,"resource_state":3,"firstname":"Jane","lastname":"Doe","city":"San Francisco"}`)
-	})
-	mux.HandleFunc("POST /api/v3/push_subscriptions", func(w http.ResponseWriter, r *http.Request) {
-		f.count("create")
-		r.ParseForm()
-		f.mu.Lock()
-		exists := len(f.subscriptions) > 0
-		validate := f.validateURL
-		f.mu.Unlock()
-		if exists {
-			stravaError(w, 400, `{"message":"Bad Request","errors":[{"resource":"PushSubscription","field":"","code":"already exists"}]}`)
-			return
-		}
-		if validate != nil {
-			if err := validate(r.Form.Get("callback_url")); err != nil {
-				stravaError(w, 400, `{"message":"Bad Request","errors":[{"resource":"PushSubscription","field":"callback url","code":"not verifiable"}]}`)
-				return
-			}
-		}
-		f.mu.Lock()
-		f.subscriptions = append(f.subscriptions, strava.Subscription{ID: 120475, ApplicationID: 5, CallbackURL: r.Form.Get("callback_url"), CreatedAt: time.Date(2018, 5, 26, 13, 4, 57, 0, time.UTC)})
-		f.mu.Unlock()
-		writeJSONBody(w, 201, `{"id":120475}`)
-	})
-	mux.HandleFunc("GET /api/v3/push_subscriptions", func(w http.ResponseWriter, r *http.Request) {
-		f.count("list")
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		b, _ := json.Marshal(f.subscriptions)
-		if f.subscriptions == nil {
-			b = []byte("[]")
-		}
-		writeJSONBody(w, 200, string(b))
-	})
-	mux.HandleFunc("DELETE /api/v3/push_subscriptions/{id}", func(w http.ResponseWriter, r *http.Request) {
-		f.count("delete")
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		for i, s := range f.subscriptions {
-			if fmt.Sprint(s.ID) == r.PathValue("id") {
-				f.subscriptions = append(f.subscriptions[:i], f.subscriptions[i+1:]...)
-				w.WriteHeader(204)
-				return
-			}
-		}
-		stravaError(w, 404, `{"message":"Resource Not Found","errors":[{"resource":"PushSubscription","field":"id","code":"not found"}]}`)
-	})
-	f.srv = httptest.NewServer(mux)
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *fakeStrava) count(name string) { f.mu.Lock(); f.calls[name]++; f.mu.Unlock() }
-func (f *fakeStrava) callCount(name string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[name]
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"hub.challenge": q.Get("hub.challenge")})
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/api/activity_update"
 }
 
 func writeJSONBody(w http.ResponseWriter, status int, body string) {
@@ -235,24 +165,27 @@ func TestQueueStatusAndRedrive(t *testing.T) {
 
 func TestAthleteAddListRemove(t *testing.T) {
 	c := newCLI(t)
-	code, out, stderr := c.run("athlete", "add", "-refresh-token", "good-refresh", "-scope", "read,activity:read_all")
+	given := c.strava.IssueToken(134815, "")
+	code, out, stderr := c.run("athlete", "add", "-refresh-token", given.RefreshToken, "-scope", "read,activity:read_all")
 	if code != 0 || !strings.Contains(out, "athlete 134815 (Jane Doe)") {
 		t.Fatalf("add = %d %q %q", code, out, stderr)
 	}
-	if c.strava.callCount("refresh") != 1 || c.strava.callCount("athlete") != 1 {
-		t.Fatalf("Strava calls: %v", c.strava.calls)
+	if c.strava.Calls(stravatest.RouteRefresh) != 1 || c.strava.Calls(stravatest.RouteAthlete) != 1 {
+		t.Fatalf("Strava calls: %d refreshes, %d athlete", c.strava.Calls(stravatest.RouteRefresh), c.strava.Calls(stravatest.RouteAthlete))
 	}
 	a, err := c.store().Athlete(context.Background(), 134815)
-	if err != nil || a.RefreshToken != "refresh-rotated" || a.AccessToken != "access-new" || a.Scope != "read,activity:read_all" {
-		t.Fatalf("stored %v, %v (refresh %q)", a, err, a.RefreshToken)
+	if err != nil || a.RefreshToken == given.RefreshToken || a.Scope != "read,activity:read_all" {
+		t.Fatalf("stored %v, %v: want the rotated refresh token", a, err)
 	}
-	code, out, _ = c.run("athlete", "list")
-	if code != 0 || !strings.Contains(out, "134815") || strings.Contains(out, "access-new") || strings.Contains(out, "refresh-rotated") {
-		t.Fatalf("list = %d %q", code, out)
+	// What was stored is what Strava issued last: it works there.
+	if _, err := c.strava.Client().RefreshToken(context.Background(), a.RefreshToken); err != nil {
+		t.Fatalf("the stored refresh token at Strava: %v", err)
 	}
-	code, out, _ = c.run("athlete", "list", "-json")
-	if code != 0 || !strings.Contains(out, `"id":134815`) || strings.Contains(out, "access-new") {
-		t.Fatalf("list -json = %d %q", code, out)
+	for _, args := range [][]string{{"athlete", "list"}, {"athlete", "list", "-json"}} {
+		code, out, _ = c.run(args...)
+		if code != 0 || !strings.Contains(out, "134815") || strings.Contains(out, a.AccessToken) || strings.Contains(out, a.RefreshToken) {
+			t.Fatalf("%v = %d %q", args, code, out)
+		}
 	}
 	act := strava.DetailedActivity{ID: 12312312312, Athlete: strava.MetaAthlete{ID: 134815}, Name: "Morning Ride", Type: "Ride", StartDate: time.Now().Add(-time.Hour)}
 	if err := c.store().KeepActivity(context.Background(), act, time.Hour); err != nil {
@@ -324,21 +257,20 @@ func TestActivitiesListNewestFirst(t *testing.T) {
 
 func TestSubscriptionCreateViewDelete(t *testing.T) {
 	c := newCLI(t)
-	var validated []string
-	c.strava.validateURL = func(cb string) error { validated = append(validated, cb); return nil }
-	code, out, stderr := c.run("subscription", "create", "-callback-url", "https://hook.example/api/activity_update")
+	callback := subscriber(t, 0)
+	code, out, stderr := c.run("subscription", "create", "-callback-url", callback)
 	if code != 0 || !strings.Contains(out, "created subscription 120475") {
 		t.Fatalf("create = %d %q %q", code, out, stderr)
 	}
 	if id, _ := c.store().SubscriptionID(context.Background()); id != 120475 {
 		t.Fatalf("remembered id = %d", id)
 	}
-	code, _, stderr = c.run("subscription", "create", "-callback-url", "https://hook.example/api/activity_update")
+	code, _, stderr = c.run("subscription", "create", "-callback-url", callback)
 	if code != 1 || !strings.Contains(stderr, "one subscription per application") || !strings.Contains(stderr, "subscription delete -id 120475") {
 		t.Fatalf("second create = %d %q", code, stderr)
 	}
 	code, out, _ = c.run("subscription", "view")
-	if code != 0 || !strings.Contains(out, "subscription 120475") || !strings.Contains(out, "https://hook.example/api/activity_update") {
+	if code != 0 || !strings.Contains(out, "subscription 120475") || !strings.Contains(out, callback) {
 		t.Fatalf("view = %d %q", code, out)
 	}
 	code, out, _ = c.run("subscription", "delete")
@@ -358,13 +290,16 @@ func TestSubscriptionCreateViewDelete(t *testing.T) {
 
 func TestSubscriptionCreateNotVerifiableSaysWhy(t *testing.T) {
 	c := newCLI(t)
-	c.strava.validateURL = func(string) error { return fmt.Errorf("GET did not answer 200") }
-	code, _, stderr := c.run("subscription", "create", "-callback-url", "https://down.example/api/activity_update")
-	if code != 1 || !strings.Contains(stderr, "not verified by Strava") || !strings.Contains(stderr, "deployment must be up") || !strings.Contains(stderr, "not verifiable") {
-		t.Fatalf("= %d %q", code, stderr)
-	}
-	if strings.Contains(stderr, "verify-abc") || strings.Contains(stderr, "client-secret-xyz") {
-		t.Fatalf("stderr leaks a secret: %q", stderr)
+	// 200 without the challenge echoed: Strava says "not verifiable"; a
+	// 503: "GET to callback URL does not return 200".
+	for status, says := range map[int]string{http.StatusOK: "not verifiable", http.StatusServiceUnavailable: "does not return 200"} {
+		code, _, stderr := c.run("subscription", "create", "-callback-url", subscriber(t, status))
+		if code != 1 || !strings.Contains(stderr, "not verified by Strava") || !strings.Contains(stderr, "deployment must be up") || !strings.Contains(stderr, says) {
+			t.Fatalf("callback answering %d: %d %q", status, code, stderr)
+		}
+		if strings.Contains(stderr, "verify-abc") || strings.Contains(stderr, "client-secret-xyz") {
+			t.Fatalf("stderr leaks a secret: %q", stderr)
+		}
 	}
 }
 

@@ -19,7 +19,7 @@ func hasCode(err error, code string) bool {
 		return false
 	}
 	for _, d := range se.Errors {
-		if strings.EqualFold(d.Code, code) {
+		if strings.Contains(strings.ToLower(d.Code), code) {
 			return true
 		}
 	}
