@@ -102,6 +102,7 @@ type Server struct {
 	latency       time.Duration
 	failures      []failure
 	intercept     func(Call, http.ResponseWriter, *http.Request) bool
+	wrap          func(w http.ResponseWriter, r *http.Request, next http.Handler)
 	autoApprove   int64
 	pushRetry     time.Duration
 	pushes        []PushResult
@@ -237,7 +238,16 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Record Not Found", "Path", "", "invalid")
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		wrap := s.wrap
+		s.mu.Unlock()
+		if wrap == nil {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		wrap(w, r, mux)
+	})
 }
 
 // --- knobs ---
@@ -266,6 +276,16 @@ func (s *Server) FailNext(route Route, n int, status int) {
 func (s *Server) Intercept(f func(c Call, w http.ResponseWriter, r *http.Request) bool) {
 	s.mu.Lock()
 	s.intercept = f
+	s.mu.Unlock()
+}
+
+// Wrap puts f around every request: f may answer itself, or let the
+// double answer by calling next (into w, or into a recorder) and then do
+// more — e.g. hold the call open after a refresh rotated the tokens, so
+// that the caller never learns the new ones. nil removes it.
+func (s *Server) Wrap(f func(w http.ResponseWriter, r *http.Request, next http.Handler)) {
+	s.mu.Lock()
+	s.wrap = f
 	s.mu.Unlock()
 }
 

@@ -554,3 +554,23 @@ func TestTriggerOverHTTP(t *testing.T) {
 		t.Fatalf("%d events delivered, want 4", n)
 	}
 }
+
+func TestWrapCanLoseTheAnswerOfARefreshThatRotated(t *testing.T) {
+	s := stravatest.NewT(t)
+	tok := s.IssueToken(9, "")
+	s.Wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if r.URL.Path != "/oauth/token" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(httptest.NewRecorder(), r) // Strava rotates...
+		http.Error(w, "lost", http.StatusBadGateway) // ...and the answer is lost
+	})
+	if _, err := s.Client().RefreshToken(ctx(t), tok.RefreshToken); err == nil {
+		t.Fatal("the lost answer reached the client")
+	}
+	s.Wrap(nil)
+	if _, err := s.Client().RefreshToken(ctx(t), tok.RefreshToken); !strava.IsRefreshRefused(err) {
+		t.Fatalf("the rotated-away token: %v, want refused", err)
+	}
+}
