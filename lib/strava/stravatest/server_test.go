@@ -563,7 +563,7 @@ func TestWrapCanLoseTheAnswerOfARefreshThatRotated(t *testing.T) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(httptest.NewRecorder(), r) // Strava rotates...
+		next.ServeHTTP(httptest.NewRecorder(), r)    // Strava rotates...
 		http.Error(w, "lost", http.StatusBadGateway) // ...and the answer is lost
 	})
 	if _, err := s.Client().RefreshToken(ctx(t), tok.RefreshToken); err == nil {
