@@ -5,16 +5,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // DefaultPrefix is where every stravahook key lives in Redis.
 const DefaultPrefix = "stravahook:"
-
-// DefaultBudget is how long one drain may run: well inside the
-// process_events function's maxDuration (vercel.json), which must also
-// cover the lease the drain's events are held with.
-const DefaultBudget = 8 * time.Second
 
 // Config is everything read from the environment (see SPEC.md). No field is
 // ever logged whole: several are secrets.

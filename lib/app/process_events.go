@@ -8,14 +8,12 @@ import (
 	"time"
 
 	"github.com/stravahook/stravahook/lib/processor"
-	"github.com/stravahook/stravahook/lib/webhook"
+	"github.com/stravahook/stravahook/lib/respond"
 )
 
-// Processor builds the drain with the given budget (DefaultBudget when 0).
+// Processor builds the drain with the given budget
+// (processor.DefaultBudget when 0).
 func (a *App) Processor(budget time.Duration) *processor.Processor {
-	if budget <= 0 {
-		budget = DefaultBudget
-	}
 	return processor.New(processor.Config{Budget: budget, Notifier: a.Notifier}, a.Queue, a.Store, a.Strava, a.logger)
 }
 
@@ -30,20 +28,20 @@ func (a *App) Drain(ctx context.Context, budget time.Duration) (processor.Summar
 
 // ProcessEvents is /api/process_events: Vercel Cron (or any scheduler, or
 // an operator) calls it with Authorization: Bearer $CRON_SECRET and it
-// drains the queue for up to DefaultBudget.
+// drains the queue for up to processor.DefaultBudget.
 func (a *App) ProcessEvents() http.Handler {
-	proc := a.Processor(DefaultBudget)
+	proc := a.Processor(0)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodPost {
 			w.Header().Set("Allow", "GET, POST")
-			writeError(w, http.StatusMethodNotAllowed, "method not allowed: use GET or POST")
+			respond.Error(w, http.StatusMethodNotAllowed, "method not allowed: use GET or POST")
 			return
 		}
 		if a.cfg.CronSecret == "" {
 			a.logger.LogAttrs(r.Context(), slog.LevelError, "process_events refused",
 				slog.Int("status", http.StatusInternalServerError),
 				slog.String("error", "CRON_SECRET is not set: set it in the project's environment variables; Vercel Cron then sends it"))
-			writeError(w, http.StatusInternalServerError, "server misconfigured; see the logs")
+			respond.Error(w, http.StatusInternalServerError, "server misconfigured; see the logs")
 			return
 		}
 		got := []byte(r.Header.Get("Authorization"))
@@ -52,13 +50,13 @@ func (a *App) ProcessEvents() http.Handler {
 			a.logger.LogAttrs(r.Context(), slog.LevelWarn, "process_events refused",
 				slog.Int("status", http.StatusUnauthorized), slog.Bool("authorization_present", len(got) > 0))
 			w.Header().Set("WWW-Authenticate", `Bearer realm="process_events"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong Authorization: Bearer $CRON_SECRET")
+			respond.Error(w, http.StatusUnauthorized, "missing or wrong Authorization: Bearer $CRON_SECRET")
 			return
 		}
 		if err := a.cfg.NeedStravaApp(); err != nil {
 			a.logger.LogAttrs(r.Context(), slog.LevelError, "process_events refused",
 				slog.Int("status", http.StatusInternalServerError), slog.String("error", err.Error()))
-			writeError(w, http.StatusInternalServerError, "server misconfigured; see the logs")
+			respond.Error(w, http.StatusInternalServerError, "server misconfigured; see the logs")
 			return
 		}
 		sum, err := proc.Drain(r.Context())
@@ -66,12 +64,12 @@ func (a *App) ProcessEvents() http.Handler {
 			// The summary still says what was done; nothing unfinished was
 			// lost (it stays queued), but the caller should know.
 			w.Header().Set("Retry-After", "60")
-			webhook.WriteJSON(w, http.StatusServiceUnavailable, struct {
+			respond.JSON(w, http.StatusServiceUnavailable, struct {
 				Error string `json:"error"`
 				processor.Summary
 			}{"drain interrupted: " + err.Error(), sum})
 			return
 		}
-		webhook.WriteJSON(w, http.StatusOK, sum)
+		respond.JSON(w, http.StatusOK, sum)
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stravahook/stravahook/lib/rdb"
+	"github.com/stravahook/stravahook/lib/respond"
 )
 
 // Instance is what one Vercel function instance serves from: the App is
@@ -78,7 +79,7 @@ func (i *Instance) Serve(w http.ResponseWriter, r *http.Request, pattern string)
 		i.logger.LogAttrs(r.Context(), slog.LevelError, "function unavailable",
 			slog.String("route", pattern), slog.Int("status", http.StatusServiceUnavailable), slog.String("error", err.Error()))
 		w.Header().Set("Retry-After", "30")
-		writeError(w, http.StatusServiceUnavailable, "service unavailable: storage is not configured or not reachable; see the function logs")
+		respond.Error(w, http.StatusServiceUnavailable, "service unavailable: storage is not configured or not reachable; see the function logs")
 		return
 	}
 	mux := a.serveMux()

@@ -7,16 +7,6 @@ import (
 	"github.com/stravahook/stravahook/lib/strava"
 )
 
-// kind is what a group of events asks for.
-type kind int
-
-const (
-	kindFetch       kind = iota // the activity was created or changed: fetch and keep it
-	kindDelete                  // the activity was deleted: forget it
-	kindDeauthorize             // the athlete revoked our access: confirm, then forget them
-	kindIgnore                  // nothing to do (an athlete update other than a deauthorization)
-)
-
 // outcome is how a group's work ended; it decides what settle does with
 // its events.
 type outcome int
@@ -35,7 +25,7 @@ const (
 // Only the latest event (the decider) matters: a create followed by a
 // delete needs no Strava call, several creates need one.
 type group struct {
-	kind     kind
+	kind     strava.Kind // KindFetch (for a change too), KindDelete, KindDeauthorize or KindNone
 	decider  strava.Event
 	msgs     []queue.Message
 	outcome  outcome
@@ -44,7 +34,7 @@ type group struct {
 	// athlete was removed in this drain, or a deauthorization was not
 	// confirmed); otherwise the decider did the work.
 	skipAll bool
-	// fetched is the activity kept for a kindFetch group; gone says its
+	// fetched is the activity kept for a KindFetch group; gone says its
 	// kept copy was deleted (a delete event, a 404): what the group's
 	// notification says (notify.go).
 	fetched *strava.DetailedActivity
@@ -114,17 +104,15 @@ func supersedes(ev, current strava.Event) bool {
 	return ev.AspectType == strava.AspectDelete && current.AspectType != strava.AspectDelete
 }
 
-func kindOf(g *group) kind {
-	switch g.decider.ObjectType {
-	case strava.ObjectActivity:
-		if g.decider.AspectType == strava.AspectDelete {
-			return kindDelete
-		}
-		return kindFetch
-	case strava.ObjectAthlete:
-		if g.deauthAt {
-			return kindDeauthorize
-		}
+// kindOf is what the group's decider asks for (strava's table of event
+// kinds); an athlete's group is a deauthorization when any of its events
+// is one, even if a later athlete update decides.
+func kindOf(g *group) strava.Kind {
+	if g.deauthAt {
+		return strava.KindDeauthorize
 	}
-	return kindIgnore
+	if k := g.decider.Kind(); k != strava.KindRefetch {
+		return k
+	}
+	return strava.KindFetch // a change is fetched like a creation
 }

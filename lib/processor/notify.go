@@ -71,7 +71,7 @@ func notificationOf(g *group, now time.Time) (notify.Notification, bool) {
 	ev := g.decider
 	seed := ev.Key()
 	switch g.kind {
-	case kindFetch, kindDelete:
+	case strava.KindFetch, strava.KindDelete:
 		owner, id := ev.OwnerID, ev.ObjectID
 		// One lane per activity: its created, updated and deleted arrive
 		// in that order; other activities go in parallel.
@@ -87,7 +87,7 @@ func notificationOf(g *group, now time.Time) (notify.Notification, bool) {
 			return notify.NewNotification(notify.TypeActivityDeleted, lane, seed, now, notify.DeletedData(owner, id)), true
 		}
 		// Created and gone before anyone heard of it: nothing to say.
-	case kindDeauthorize:
+	case strava.KindDeauthorize:
 		return notify.NewNotification(notify.TypeAthleteDeauthorized, strconv.FormatInt(ev.ObjectID, 10), seed, now,
 			notify.DeauthorizedData(ev.ObjectID)), true
 	}

@@ -38,6 +38,9 @@ type Strava interface {
 
 // Defaults for Config.
 const (
+	// DefaultBudget is how long one drain may run: well inside the
+	// process_events function's maxDuration (vercel.json), which must
+	// also cover the lease the drain's events are held with.
 	DefaultBudget      = 8 * time.Second
 	DefaultLease       = 2 * time.Minute
 	DefaultBatchSize   = 500
@@ -361,7 +364,7 @@ func (d *drain) batch(ctx context.Context, msgs []queue.Message) error {
 	}
 	var athletes, activities []*group
 	for _, g := range groups {
-		if g.kind == kindDeauthorize {
+		if g.kind == strava.KindDeauthorize {
 			athletes = append(athletes, g)
 		} else {
 			activities = append(activities, g)

@@ -32,14 +32,14 @@ var errReconnect = errors.New("athlete must reconnect")
 
 func (d *drain) process(ctx context.Context, g *group) {
 	switch g.kind {
-	case kindFetch:
+	case strava.KindFetch:
 		d.fetch(ctx, g)
-	case kindDelete:
+	case strava.KindDelete:
 		if d.ownerUnknown(ctx, g) {
 			return
 		}
 		d.forget(ctx, g, "deleted on Strava")
-	case kindDeauthorize:
+	case strava.KindDeauthorize:
 		d.deauthorize(ctx, g)
 	default:
 		g.outcome, g.skipAll = outcomeDone, true

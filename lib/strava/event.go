@@ -34,9 +34,7 @@ type Event struct {
 
 // IsDeauthorization reports whether the event says the athlete revoked our
 // access (an athlete update with authorized=false).
-func (e Event) IsDeauthorization() bool {
-	return e.ObjectType == ObjectAthlete && e.AspectType == AspectUpdate && e.Updates["authorized"] == "false"
-}
+func (e Event) IsDeauthorization() bool { return e.Kind() == KindDeauthorize }
 
 // Key identifies a delivery: Strava retries resend the same key, distinct
 // events never share one.
@@ -65,13 +63,13 @@ func ParseKey(key string) (Event, error) {
 	if ev.SubscriptionID, err = keyID("subscription_id", fields[0]); err != nil {
 		return Event{}, err
 	}
-	if ev.ObjectType, err = oneOf("object_type", &fields[1], ObjectActivity, ObjectAthlete); err != nil {
+	if ev.ObjectType, err = oneOf("object_type", &fields[1], objectTypes...); err != nil {
 		return Event{}, err
 	}
 	if ev.ObjectID, err = keyID("object_id", fields[2]); err != nil {
 		return Event{}, err
 	}
-	if ev.AspectType, err = oneOf("aspect_type", &fields[3], AspectCreate, AspectUpdate, AspectDelete); err != nil {
+	if ev.AspectType, err = oneOf("aspect_type", &fields[3], aspectTypes...); err != nil {
 		return Event{}, err
 	}
 	if ev.OwnerID, err = keyID("owner_id", fields[4]); err != nil {
@@ -172,10 +170,10 @@ func decodeEventSlow(body []byte) (Event, error) {
 	}
 	var ev Event
 	var err error
-	if ev.ObjectType, err = oneOf("object_type", w.ObjectType, ObjectActivity, ObjectAthlete); err != nil {
+	if ev.ObjectType, err = oneOf("object_type", w.ObjectType, objectTypes...); err != nil {
 		return Event{}, err
 	}
-	if ev.AspectType, err = oneOf("aspect_type", w.AspectType, AspectCreate, AspectUpdate, AspectDelete); err != nil {
+	if ev.AspectType, err = oneOf("aspect_type", w.AspectType, aspectTypes...); err != nil {
 		return Event{}, err
 	}
 	if ev.ObjectID, err = positiveID("object_id", w.ObjectID, false); err != nil {

@@ -47,10 +47,10 @@ func decodeEventFast(body []byte) (Event, bool) {
 		switch string(key) {
 		case "object_type":
 			field = seenObjectType
-			ev.ObjectType, ok = p.enum(ObjectActivity, ObjectAthlete)
+			ev.ObjectType, ok = p.enum(objectTypes...)
 		case "aspect_type":
 			field = seenAspectType
-			ev.AspectType, ok = p.enum(AspectCreate, AspectUpdate, AspectDelete)
+			ev.AspectType, ok = p.enum(aspectTypes...)
 		case "object_id":
 			field = seenObjectID
 			ev.ObjectID, ok = p.positiveInt()

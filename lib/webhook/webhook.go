@@ -6,18 +6,16 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/respond"
 	"github.com/stravahook/stravahook/lib/strava"
 )
 
@@ -68,7 +66,7 @@ func (h *handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		h.receive(w, r)
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed: use GET (validation) or POST (event)"})
+		respond.Error(w, http.StatusMethodNotAllowed, "method not allowed: use GET (validation) or POST (event)")
 	}
 }
 
@@ -99,10 +97,10 @@ func (h *handler) validate(w http.ResponseWriter, r *http.Request) {
 		if status >= 500 {
 			reason = "server misconfigured; see the logs"
 		}
-		WriteJSON(w, status, map[string]string{"error": reason})
+		respond.Error(w, status, reason)
 		return
 	}
-	WriteJSON(w, http.StatusOK, map[string]string{"hub.challenge": challenge})
+	respond.JSON(w, http.StatusOK, map[string]string{"hub.challenge": challenge})
 }
 
 // Outcomes of a POST, as logged and answered.
@@ -138,10 +136,10 @@ func (h *handler) receive(w http.ResponseWriter, r *http.Request) {
 		if status >= 500 {
 			msg = "event not stored; retry later"
 		}
-		WriteJSON(w, status, map[string]string{"error": msg})
+		respond.Error(w, status, msg)
 		return
 	}
-	writeAnswer(w, outcomeAnswers[outcome])
+	respond.Encoded(w, http.StatusOK, outcomeAnswers[outcome])
 	h.logger.LogAttrs(r.Context(), slog.LevelInfo, "event "+outcome, append(attrs, slog.String("outcome", outcome))...)
 }
 
@@ -152,21 +150,6 @@ var outcomeAnswers = map[string][]byte{
 	outcomeDuplicate: []byte(`{"status":"duplicate"}` + "\n"),
 	outcomeIgnored:   []byte(`{"status":"ignored"}` + "\n"),
 }
-
-// writeAnswer sends a 200 JSON body and flushes it, so that Strava has its
-// answer before we spend time on the log line.
-func writeAnswer(w http.ResponseWriter, body []byte) {
-	h := w.Header()
-	h["Content-Type"] = jsonContentType
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-var jsonContentType = []string{"application/json"}
 
 var errNotOurs = errors.New("subscription_id is not this application's subscription")
 
@@ -243,34 +226,15 @@ func (h *handler) enqueue(ctx context.Context, ev strava.Event) (outcome string,
 
 // wanted says whether the processor has work to do for ev.
 func (h *handler) wanted(ev strava.Event) bool {
-	switch ev.ObjectType {
-	case strava.ObjectActivity:
-		return ev.AspectType != strava.AspectUpdate || h.cfg.QueueUpdates
-	case strava.ObjectAthlete:
-		return ev.IsDeauthorization()
+	switch ev.Kind() {
+	case strava.KindNone:
+		return false
+	case strava.KindRefetch:
+		return h.cfg.QueueUpdates
 	}
-	return false
+	return true
 }
 
 func durationAttr(start time.Time) slog.Attr {
 	return slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000)
-}
-
-// WriteJSON writes v as every stravahook route answers JSON: with a
-// Content-Length, and without HTML escaping, so that a challenge comes back
-// byte for byte as Strava sent it.
-func WriteJSON(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		status = http.StatusInternalServerError
-		buf.Reset()
-		buf.WriteString(`{"error":"could not encode the answer"}` + "\n")
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
 }

@@ -474,17 +474,3 @@ func TestLogLine(t *testing.T) {
 		t.Fatal("the verify token was logged")
 	}
 }
-
-func TestWriteJSON(t *testing.T) {
-	rec := httptest.NewRecorder()
-	webhook.WriteJSON(rec, http.StatusTeapot, map[string]string{"a": "<b>"})
-	if rec.Code != http.StatusTeapot || rec.Body.String() != `{"a":"<b>"}`+"\n" ||
-		rec.Header().Get("Content-Length") != "12" || rec.Header().Get("Content-Type") != "application/json" {
-		t.Errorf("WriteJSON = %d %q %v", rec.Code, rec.Body.String(), rec.Header())
-	}
-	rec = httptest.NewRecorder()
-	webhook.WriteJSON(rec, http.StatusOK, map[string]any{"bad": make(chan int)})
-	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "could not encode") {
-		t.Errorf("unencodable value: %d %q, want 500", rec.Code, rec.Body.String())
-	}
-}

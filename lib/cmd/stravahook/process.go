@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/stravahook/stravahook/lib/app"
+	"github.com/stravahook/stravahook/lib/processor"
 )
 
 func processCommand() command {
@@ -14,7 +15,7 @@ func processCommand() command {
 		path:    "process",
 		summary: "one drain of the queue, the same code as /api/process_events; prints its JSON summary",
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
-			budget := fs.Duration("budget", app.DefaultBudget, "how long the drain may claim and start work")
+			budget := fs.Duration("budget", processor.DefaultBudget, "how long the drain may claim and start work")
 			return func(ctx context.Context, e env, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err

@@ -155,7 +155,7 @@ func drainLoop(ctx context.Context, a *app.App, every time.Duration, out io.Writ
 			return
 		case <-tick.C:
 		}
-		sum, err := a.Drain(ctx, min(every, app.DefaultBudget))
+		sum, err := a.Drain(ctx, min(every, processor.DefaultBudget))
 		if ctx.Err() != nil {
 			return
 		}
