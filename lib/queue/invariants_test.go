@@ -66,3 +66,53 @@ func TestRedriveLeavesAckedAndDelayedEventsAlone(t *testing.T) {
 		t.Fatalf("stats %+v, want the delayed retry and the new lease delayed, none dead", s)
 	}
 }
+
+// The dead list says when each event died, most recent first.
+func TestDeadSaysWhenEachEventDied(t *testing.T) {
+	q, c, _ := setup(t)
+	ctx := context.Background()
+	mustEnqueue(t, q, "first", "second")
+	got, _ := q.Claim(ctx, 10, time.Hour)
+	firstDied := c.Now()
+	if _, err := q.Fail(ctx, got[0], "gone", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(90 * time.Minute)
+	if _, err := q.Fail(ctx, got[1], "gone", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := q.Dead(ctx, 10)
+	if err != nil || len(dead) != 2 {
+		t.Fatalf("Dead = %+v, %v", dead, err)
+	}
+	if dead[0].ID != "second" || !dead[0].DiedAt.Equal(c.Now()) || dead[1].ID != "first" || !dead[1].DiedAt.Equal(firstDied) {
+		t.Fatalf("dead = %s at %s, %s at %s; want second at %s, first at %s",
+			dead[0].ID, dead[0].DiedAt, dead[1].ID, dead[1].DiedAt, c.Now(), firstDied)
+	}
+	if one, _ := q.Dead(ctx, 1); len(one) != 1 || one[0].ID != "second" {
+		t.Fatalf("Dead(1) = %+v, want the most recent only", one)
+	}
+}
+
+// Operations on nothing answer at once, without a round trip: a drain
+// with nothing to settle must not fail because Redis is slow.
+func TestEmptyInputsNeedNoRedis(t *testing.T) {
+	q, c, _ := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // any round trip would fail
+	if msgs, err := q.Claim(ctx, 0, time.Minute); msgs != nil || err != nil {
+		t.Errorf("Claim(0) = %v, %v", msgs, err)
+	}
+	if n, err := q.Ack(ctx, "tok"); n != 0 || err != nil {
+		t.Errorf("Ack() = %d, %v", n, err)
+	}
+	if n, err := q.Release(ctx, "tok", c.Now()); n != 0 || err != nil {
+		t.Errorf("Release() = %d, %v", n, err)
+	}
+	if n, err := q.Drop(ctx, "tok"); n != 0 || err != nil {
+		t.Errorf("Drop() = %d, %v", n, err)
+	}
+	if dead, err := q.Dead(ctx, 0); dead != nil || err != nil {
+		t.Errorf("Dead(0) = %v, %v", dead, err)
+	}
+}

@@ -11,7 +11,9 @@ import (
 	"errors"
 	"maps"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +28,8 @@ type rawState struct {
 	attempts map[string]string
 	claims   map[string]string
 	errors   map[string]string
+	queued   map[string]string   // id → first queued (ms)
+	held     map[string][]string // group → held ids, sorted
 }
 
 // scriptNow is the queue's clock in these tests (unix ms 1_800_000_000_000,
@@ -51,11 +55,17 @@ func (q *Queue) seed(t *testing.T, s rawState) {
 	}
 	for key, hash := range map[string]map[string]string{
 		q.keys.payloads: s.payloads, q.keys.attempts: s.attempts, q.keys.claims: s.claims, q.keys.errors: s.errors,
+		q.keys.queued: s.queued,
 	} {
 		for field, value := range hash {
 			if err := c.Do(ctx, c.B().Hset().Key(key).FieldValue().FieldValue(field, value).Build()).Error(); err != nil {
 				t.Fatal(err)
 			}
+		}
+	}
+	for group, ids := range s.held {
+		if err := c.Do(ctx, c.B().Sadd().Key(q.heldKey(group)).Member(ids...).Build()).Error(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
@@ -74,10 +84,31 @@ func (q *Queue) dump(t *testing.T) rawState {
 	}
 	for key, dst := range map[string]*map[string]string{
 		q.keys.payloads: &s.payloads, q.keys.attempts: &s.attempts, q.keys.claims: &s.claims, q.keys.errors: &s.errors,
+		q.keys.queued: &s.queued,
 	} {
 		if *dst, err = c.Do(ctx, c.B().Hgetall().Key(key).Build()).AsStrMap(); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A score copied by a script reads "1.8e+12" on miniredis and
+	// "1800000000000" on Redis: the same number, which is what counts.
+	for id, v := range s.queued {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			s.queued[id] = strconv.FormatInt(int64(f), 10)
+		}
+	}
+	heldKeys, err := c.Do(ctx, c.B().Keys().Pattern(q.keys.prefix+"held:*").Build()).AsStrSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.held = map[string][]string{}
+	for _, key := range heldKeys {
+		ids, err := c.Do(ctx, c.B().Smembers().Key(key).Build()).AsStrSlice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(ids)
+		s.held[strings.TrimPrefix(key, q.keys.prefix+"held:")] = ids
 	}
 	return s
 }
@@ -92,7 +123,10 @@ func (s rawState) normalized() rawState {
 	if len(s.pending) == 0 {
 		s.pending = map[string]int64{}
 	}
-	s.payloads, s.attempts, s.claims, s.errors = norm(s.payloads), norm(s.attempts), norm(s.claims), norm(s.errors)
+	s.payloads, s.attempts, s.claims, s.errors, s.queued = norm(s.payloads), norm(s.attempts), norm(s.claims), norm(s.errors), norm(s.queued)
+	if len(s.held) == 0 {
+		s.held = map[string][]string{}
+	}
 	return s
 }
 
@@ -108,17 +142,18 @@ func wantState(t *testing.T, q *Queue, want rawState) {
 // seed plus changes.
 func (s rawState) clone() rawState {
 	return rawState{pending: maps.Clone(s.pending), payloads: maps.Clone(s.payloads), attempts: maps.Clone(s.attempts),
-		claims: maps.Clone(s.claims), errors: maps.Clone(s.errors)}.normalized()
+		claims: maps.Clone(s.claims), errors: maps.Clone(s.errors), queued: maps.Clone(s.queued), held: maps.Clone(s.held)}.normalized()
 }
 
 // leased is one event leased by token "tok" until a minute from now, with
-// a payload, one failed attempt and its error.
+// a payload, one failed attempt and its error, first queued 5 s ago.
 var leased = rawState{
 	pending:  map[string]int64{"a": nowMS + 60_000},
 	payloads: map[string]string{"a": "pa"},
 	attempts: map[string]string{"a": "1"},
 	claims:   map[string]string{"a": "tok"},
 	errors:   map[string]string{"a": "boom"},
+	queued:   map[string]string{"a": strconv.Itoa(nowMS - 5000)},
 }
 
 func TestClaimScript(t *testing.T) {
@@ -149,7 +184,8 @@ func TestClaimScript(t *testing.T) {
 			want: []Message{{ID: "old"}, {ID: "mid"}},
 			after: func(tok string) rawState {
 				return rawState{pending: map[string]int64{"new": nowMS - 1, "old": leaseEnd, "mid": leaseEnd},
-					claims: map[string]string{"old": tok, "mid": tok}}
+					claims: map[string]string{"old": tok, "mid": tok},
+					queued: map[string]string{"old": strconv.Itoa(nowMS - 3), "mid": strconv.Itoa(nowMS - 2)}}
 			},
 		},
 		{
@@ -158,7 +194,8 @@ func TestClaimScript(t *testing.T) {
 			max:  10,
 			want: []Message{{ID: "now"}},
 			after: func(tok string) rawState {
-				return rawState{pending: map[string]int64{"now": leaseEnd, "later": nowMS + 1}, claims: map[string]string{"now": tok}}
+				return rawState{pending: map[string]int64{"now": leaseEnd, "later": nowMS + 1}, claims: map[string]string{"now": tok},
+					queued: map[string]string{"now": strconv.Itoa(nowMS)}}
 			},
 		},
 		{
@@ -178,16 +215,19 @@ func TestClaimScript(t *testing.T) {
 			after: func(tok string) rawState {
 				return rawState{pending: map[string]int64{"a": leaseEnd, "b": leaseEnd},
 					payloads: map[string]string{"a": "pa"}, attempts: map[string]string{"a": "3"},
-					claims: map[string]string{"a": tok, "b": tok}}
+					claims: map[string]string{"a": tok, "b": tok},
+					queued: map[string]string{"a": strconv.Itoa(nowMS - 2), "b": strconv.Itoa(nowMS - 1)}}
 			},
 		},
 		{
+			// The first claim's time of first queueing stays.
 			name: "an ended lease is taken over with the new token",
-			seed: rawState{pending: map[string]int64{"a": nowMS - 1}, claims: map[string]string{"a": "old-token"}},
+			seed: rawState{pending: map[string]int64{"a": nowMS - 1}, claims: map[string]string{"a": "old-token"},
+				queued: map[string]string{"a": "1000"}},
 			max:  10,
 			want: []Message{{ID: "a", Payload: []byte{}}},
 			after: func(tok string) rawState {
-				return rawState{pending: map[string]int64{"a": leaseEnd}, claims: map[string]string{"a": tok}}
+				return rawState{pending: map[string]int64{"a": leaseEnd}, claims: map[string]string{"a": tok}, queued: map[string]string{"a": "1000"}}
 			},
 		},
 	} {
@@ -299,7 +339,7 @@ func TestFailScript(t *testing.T) {
 			name: "below the last attempt: retried later", seed: leased, token: "tok", maxAttempts: 3,
 			want: FailResult{Attempts: 2},
 			after: rawState{pending: map[string]int64{"a": nowMS + 45_000}, payloads: map[string]string{"a": "pa"},
-				attempts: map[string]string{"a": "2"}, errors: map[string]string{"a": "cause"}},
+				attempts: map[string]string{"a": "2"}, errors: map[string]string{"a": "cause"}, queued: leased.queued},
 		},
 		{
 			name: "the last attempt buries", seed: withAttempts("2"), token: "tok", maxAttempts: 3,
@@ -445,5 +485,194 @@ func TestRedriveScriptExactBatch(t *testing.T) {
 	}
 	if s, _ := q.Stats(context.Background()); s.Ready != redriveBatch || s.Dead != 0 {
 		t.Fatalf("stats %+v, want %d ready", s, redriveBatch)
+	}
+}
+
+// Burying an event prunes the dead list in the same step: entries buried
+// before the retention's start go (the start itself stays), then the
+// oldest beyond the cap. Other bands are never touched.
+func TestFailScriptPrunesTheDeadList(t *testing.T) {
+	const maxAge = time.Hour
+	pruneBefore := deadBase + nowMS - maxAge.Milliseconds()
+	others := map[string]int64{"ready": nowMS - 1, "held": heldBase + 1, "acked": doneBase + nowMS}
+	for _, tc := range []struct {
+		name     string
+		dead     map[string]int64
+		cap      int
+		wantLeft []string // dead ids left besides "a", the one buried now
+	}{
+		{"nothing to prune", map[string]int64{"d1": pruneBefore + 1}, 10, []string{"d1"}},
+		{"older than the retention", map[string]int64{"old": pruneBefore - 1, "edge": pruneBefore, "young": deadBase + nowMS - 1}, 10, []string{"edge", "young"}},
+		{"over the cap: the oldest go", map[string]int64{"d1": pruneBefore + 1, "d2": pruneBefore + 2, "d3": pruneBefore + 3}, 2, []string{"d3"}},
+		{"at the cap exactly", map[string]int64{"d1": pruneBefore + 1}, 2, []string{"d1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q, _ := scriptQueue(t)
+			q.deadMaxAge, q.deadMaxLen = maxAge, tc.cap
+			seed := rawState{pending: maps.Clone(others), payloads: map[string]string{}, attempts: map[string]string{}, errors: map[string]string{},
+				claims: map[string]string{"a": "tok"}, queued: map[string]string{"a": "5"}}
+			seed.pending["a"] = nowMS + 1
+			for id, score := range tc.dead {
+				seed.pending[id] = score
+				seed.payloads[id], seed.attempts[id], seed.errors[id] = "p-"+id, "8", "e-"+id
+			}
+			q.seed(t, seed)
+			if res, err := q.Fail(context.Background(), Message{ID: "a", Token: "tok"}, "cause", time.Minute, 0); err != nil || !res.Dead {
+				t.Fatalf("Fail = %+v, %v; want buried", res, err)
+			}
+			want := rawState{pending: maps.Clone(others), payloads: map[string]string{}, attempts: map[string]string{"a": "1"},
+				errors: map[string]string{"a": "cause"}}
+			want.pending["a"] = deadBase + nowMS
+			for _, id := range tc.wantLeft {
+				want.pending[id] = tc.dead[id]
+				want.payloads[id], want.attempts[id], want.errors[id] = "p-"+id, "8", "e-"+id
+			}
+			wantState(t, q, want)
+		})
+	}
+}
+
+func TestPruneDeadScript(t *testing.T) {
+	q, _ := scriptQueue(t)
+	q.deadMaxAge, q.deadMaxLen = time.Hour, 2
+	pruneBefore := deadBase + nowMS - time.Hour.Milliseconds()
+	q.seed(t, rawState{
+		pending:  map[string]int64{"old": pruneBefore - 1, "d1": pruneBefore, "d2": pruneBefore + 1, "d3": pruneBefore + 2, "acked": doneBase + 1, "ready": 1},
+		payloads: map[string]string{"old": "p", "d1": "p", "ready": "p"},
+		attempts: map[string]string{"old": "1", "d1": "1", "d3": "1"},
+		errors:   map[string]string{"old": "e", "d1": "e", "d3": "e"},
+	})
+	if n, err := q.PruneDead(context.Background()); err != nil || n != 2 {
+		t.Fatalf("PruneDead = %d, %v; want 2 (one too old, one over the cap)", n, err)
+	}
+	wantState(t, q, rawState{
+		pending:  map[string]int64{"d2": pruneBefore + 1, "d3": pruneBefore + 2, "acked": doneBase + 1, "ready": 1},
+		payloads: map[string]string{"ready": "p"}, attempts: map[string]string{"d3": "1"}, errors: map[string]string{"d3": "e"},
+	})
+	if n, err := q.PruneDead(context.Background()); err != nil || n != 0 {
+		t.Fatalf("second PruneDead = %d, %v; want 0", n, err)
+	}
+}
+
+func TestHoldScript(t *testing.T) {
+	guard := func(q *Queue) Guard { return Guard{Key: q.keys.prefix + "athlete:7", Field: "reconnect"} }
+	heldAt := heldBase + nowMS
+	two := rawState{pending: map[string]int64{"a": nowMS + 1, "b": nowMS + 1}, claims: map[string]string{"a": "tok", "b": "other"},
+		attempts: map[string]string{"a": "2"}, queued: map[string]string{"a": "7"}}
+	for _, tc := range []struct {
+		name    string
+		guarded bool
+		token   string
+		ids     []string
+		want    int
+		after   rawState
+	}{
+		{
+			name: "guarded: held without an attempt, in the held set", guarded: true, token: "tok", ids: []string{"a", "b", "unknown"}, want: 1,
+			after: rawState{pending: map[string]int64{"a": heldAt, "b": nowMS + 1}, claims: map[string]string{"b": "other"},
+				attempts: map[string]string{"a": "2"}, queued: map[string]string{"a": "7"}, held: map[string][]string{"athlete:7": {"a"}}},
+		},
+		{
+			name: "guard gone: ready now instead", token: "tok", ids: []string{"a", "b"},
+			after: rawState{pending: map[string]int64{"a": nowMS, "b": nowMS + 1}, claims: map[string]string{"b": "other"},
+				attempts: map[string]string{"a": "2"}, queued: map[string]string{"a": "7"}},
+		},
+		{name: "wrong token changes nothing", guarded: true, token: "stale", ids: []string{"a"}, after: two},
+		{name: "no ids: nothing sent", guarded: true, token: "tok", after: two},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q, _ := scriptQueue(t)
+			q.seed(t, two)
+			g := guard(q)
+			ctx := context.Background()
+			if tc.guarded {
+				if err := q.client.Do(ctx, q.client.B().Hset().Key(g.Key).FieldValue().FieldValue(g.Field, "refused").Build()).Error(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n, err := q.Hold(ctx, tc.token, "athlete:7", g, tc.ids...); err != nil || n != tc.want {
+				t.Fatalf("Hold = %d, %v; want %d", n, err, tc.want)
+			}
+			wantState(t, q, tc.after)
+		})
+	}
+}
+
+// Unhold moves only ids still in the held band (below doneBase) and
+// forgets the group either way. (A score of exactly heldBase is not used:
+// the embedded server's Lua reads "5e+13", the only form Redis gives it,
+// as no number; real scores, heldBase + now, have more digits.)
+func TestUnholdScript(t *testing.T) {
+	q, _ := scriptQueue(t)
+	q.seed(t, rawState{
+		pending: map[string]int64{"held": heldBase + 5, "band-start": heldBase + 1, "below": heldBase - 1, "acked": doneBase, "dead": deadBase + 1, "other-group": heldBase + 9},
+		held:    map[string][]string{"g": {"held", "band-start", "below", "acked", "dead", "gone"}, "h": {"other-group"}},
+	})
+	if n, err := q.Unhold(context.Background(), "g"); err != nil || n != 2 {
+		t.Fatalf("Unhold = %d, %v; want 2", n, err)
+	}
+	wantState(t, q, rawState{
+		pending: map[string]int64{"held": nowMS, "band-start": nowMS, "below": heldBase - 1, "acked": doneBase, "dead": deadBase + 1, "other-group": heldBase + 9},
+		held:    map[string][]string{"h": {"other-group"}},
+	})
+	if n, err := q.Unhold(context.Background(), "nobody"); err != nil || n != 0 {
+		t.Fatalf("Unhold of an unknown group = %d, %v; want 0", n, err)
+	}
+}
+
+func TestDropScript(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		token string
+		ids   []string
+		want  int
+		after rawState
+	}{
+		{name: "holder's drop leaves no trace, not even a dedupe record", token: "tok", ids: []string{"a"}, want: 1, after: rawState{}},
+		{name: "wrong token changes nothing", token: "other", ids: []string{"a"}, after: leased},
+		{name: "no ids: nothing sent", token: "tok", after: leased},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q, _ := scriptQueue(t)
+			q.seed(t, leased)
+			if n, err := q.Drop(context.Background(), tc.token, tc.ids...); err != nil || n != tc.want {
+				t.Fatalf("Drop = %d, %v; want %d", n, err, tc.want)
+			}
+			wantState(t, q, tc.after)
+		})
+	}
+}
+
+// Stats counts each band by its boundaries: ready up to now inclusive,
+// delayed after now and below heldBase, held up to doneBase exclusive,
+// dead from deadBase inclusive; acked records are not counted. Leased
+// counts claims whose lease is still running.
+func TestStatsScript(t *testing.T) {
+	q, _ := scriptQueue(t)
+	q.seed(t, rawState{
+		pending: map[string]int64{
+			"ready-now": nowMS, "ready-old": nowMS - 60_000,
+			"leased": nowMS + 1, "lease-ended": nowMS - 10, "retry": heldBase - 1,
+			"held": heldBase, "held-last": doneBase - 1,
+			"acked": doneBase, "acked-last": deadBase - 1,
+			"dead": deadBase, "dead-late": deadBase + nowMS,
+		},
+		claims: map[string]string{"leased": "t", "lease-ended": "t", "gone": "t"},
+		// ready-old was first queued 5 minutes ago; a delayed event queued
+		// earlier does not count as the oldest ready.
+		queued: map[string]string{"ready-old": strconv.Itoa(nowMS - 300_000), "retry": "1"},
+	})
+	s, err := q.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Stats{Ready: 3, Delayed: 2, Leased: 1, Held: 2, Dead: 2, OldestReady: 5 * time.Minute, OldestReadySeconds: 300}
+	if s != want {
+		t.Errorf("Stats = %+v\nwant    %+v", s, want)
+	}
+
+	empty, _ := scriptQueue(t)
+	if s, err := empty.Stats(context.Background()); err != nil || s != (Stats{}) {
+		t.Errorf("Stats of an empty queue = %+v, %v; want zero", s, err)
 	}
 }
