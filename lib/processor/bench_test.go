@@ -22,7 +22,7 @@ func BenchmarkDrain1000(b *testing.B) {
 		e.connect(1_000_000 + a)
 	}
 	e.strava.delay = 50 * time.Millisecond
-	e.strava.limit15, e.strava.limitDaily = 1_000_000, 1_000_000 // a quota this benchmark never reaches
+	e.strava.setLimits(1_000_000, 1_000_000) // a quota this benchmark never reaches
 	p := New(Config{Now: e.clock.Now}, e.queue, e.store, e.client, nil)
 
 	var (

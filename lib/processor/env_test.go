@@ -98,7 +98,7 @@ func newEnv(t testing.TB) *env {
 	e.store = store.New(e.cmds, r.Prefix)
 	e.store.Now = e.clock.Now
 	e.strava = newStandIn(t, e.clock.Now)
-	e.client = strava.NewClient(strava.Options{BaseURL: e.strava.srv.URL, ClientID: "5", ClientSecret: "client-secret-for-tests"})
+	e.client = strava.NewClient(strava.Options{BaseURL: e.strava.URL, ClientID: "5", ClientSecret: "client-secret-for-tests"})
 	return e
 }
 

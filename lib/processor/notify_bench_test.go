@@ -36,7 +36,7 @@ func benchDrainNotify(b *testing.B, withNotify bool) {
 		e.connect(1_000_000 + a)
 	}
 	e.strava.delay = 50 * time.Millisecond
-	e.strava.limit15, e.strava.limitDaily = 1_000_000, 1_000_000
+	e.strava.setLimits(1_000_000, 1_000_000)
 	cfg := Config{Now: e.clock.Now}
 	var received atomic.Int64
 	if withNotify {

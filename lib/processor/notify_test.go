@@ -104,9 +104,7 @@ func TestDrainNotifiesWhatItDid(t *testing.T) {
 	e.strava.activity(1, jane)
 	e.strava.activity(2, jane)
 	e.keepBefore(3, jane)
-	e.strava.mu.Lock()
-	delete(e.strava.refresh, john.RefreshToken) // John revoked our access
-	e.strava.mu.Unlock()
+	e.strava.Revoke(john.ID) // John revoked our access
 	e.enqueue(
 		event(strava.AspectCreate, jane, 1, 10),
 		event(strava.AspectCreate, jane, 2, 11),
@@ -131,7 +129,7 @@ func TestDrainNotifiesWhatItDid(t *testing.T) {
 		t.Fatalf("received %d notifications (%v), want one of each type", len(got), byType)
 	}
 	c := byType[notify.TypeActivityCreated]
-	if c.Data.AthleteID != jane || c.Data.ActivityID != 1 || string(c.Data.Activity) != activityJSON(1, jane) {
+	if c.Data.AthleteID != jane || c.Data.ActivityID != 1 || string(c.Data.Activity) != e.strava.answer(1) {
 		t.Errorf("activity.created data: athlete %d, activity %d, activity %s; want Strava's answer byte for byte",
 			c.Data.AthleteID, c.Data.ActivityID, c.Data.Activity)
 	}

@@ -326,7 +326,7 @@ func TestRateLimit429StopsTheDrainWithoutCountingAttempts(t *testing.T) {
 				e.strava.activity(300+i, jane)
 				e.enqueue(event(strava.AspectCreate, jane, 300+i, 10))
 			}
-			e.strava.exhaustAfter = 5 // others use up the window after our 5th call
+			e.strava.UseUpWindowAfter(5) // others use up the window after our 5th call
 			p := e.processor(Config{Concurrency: concurrency})
 
 			sum := e.drain(p)
@@ -407,7 +407,7 @@ func TestUsageAtTheLimitKeepsTheActivityThenStops(t *testing.T) {
 				e.strava.activity(600+i, jane)
 				e.enqueue(event(strava.AspectCreate, jane, 600+i, 10))
 			}
-			e.strava.limit15, e.strava.limitDaily = tc.limit15, tc.limitDay
+			e.strava.setLimits(tc.limit15, tc.limitDay)
 
 			sum := e.drain(e.processor(Config{Concurrency: tc.concurrency}))
 
@@ -620,9 +620,7 @@ func TestDeauthorizationIsConfirmedWithStravaFirst(t *testing.T) {
 		e.strava.activity(12, jane.ID)
 		e.strava.activity(21, john)
 		// Jane revoked access on Strava: her refresh token is refused.
-		e.strava.mu.Lock()
-		delete(e.strava.refresh, jane.RefreshToken)
-		e.strava.mu.Unlock()
+		e.strava.Revoke(jane.ID)
 		e.enqueue(
 			event(strava.AspectCreate, jane.ID, 12, 10),
 			deauthorization(jane.ID, 11),

@@ -3,53 +3,33 @@ package processor
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/stravahook/stravahook/lib/store"
 	"github.com/stravahook/stravahook/lib/strava"
+	"github.com/stravahook/stravahook/lib/strava/stravatest"
 )
 
-// tooManyRequests is a Strava that answers every GetActivity with 429:
-// the answer other applications' traffic (or Strava's own throttling) can
-// give while our usage headers still show room. It counts the GETs.
-type tooManyRequests struct {
-	gets       atomic.Int64
-	retryAfter string // the Retry-After header, if any
-}
-
-func (s *tooManyRequests) start(t *testing.T) *strava.Client {
-	t.Helper()
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v3/activities/{id}", func(w http.ResponseWriter, r *http.Request) {
-		s.gets.Add(1)
-		w.Header().Set("X-RateLimit-Limit", "600,30000")
-		w.Header().Set("X-RateLimit-Usage", "100,1000") // well under both limits
-		if s.retryAfter != "" {
-			w.Header().Set("Retry-After", s.retryAfter)
-		}
-		answer(w, http.StatusTooManyRequests, bodyRateLimited)
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return strava.NewClient(strava.Options{BaseURL: srv.URL, ClientID: "5", ClientSecret: "client-secret-for-tests"})
-}
-
 // rateLimitedDrain queues n creates of a connected athlete and drains them
-// against a Strava answering 429 with usage under the limits.
-func rateLimitedDrain(t *testing.T, n int, retryAfter string) (*env, *tooManyRequests, Summary) {
+// against a Strava answering every GET with 429 (with retryAfter as its
+// Retry-After, if any) while its usage headers show room: what other
+// applications' traffic, or Strava's own throttling, can give.
+func rateLimitedDrain(t *testing.T, n int, retryAfter string) (*env, *standIn, Summary) {
 	t.Helper()
 	e := newEnv(t)
-	e.save(store.Athlete{ID: jane, Name: "Jane", AccessToken: "access", RefreshToken: "refresh",
-		ExpiresAt: e.clock.Now().Add(6 * time.Hour), Scope: "read,activity:read_all"})
+	e.connect(jane)
 	for i := range int64(n) {
+		e.strava.activity(7000+i, jane)
 		e.enqueue(event(strava.AspectCreate, jane, 7000+i, 10))
 	}
-	api := &tooManyRequests{retryAfter: retryAfter}
-	p := New(Config{Now: e.clock.Now}, e.queue, e.store, api.start(t), testLogger(t))
-	return e, api, e.drain(p)
+	e.strava.FailNext(stravatest.RouteActivity, 1<<30, http.StatusTooManyRequests)
+	if retryAfter != "" {
+		e.strava.Wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+			w.Header().Set("Retry-After", retryAfter)
+			next.ServeHTTP(w, r)
+		})
+	}
+	return e, e.strava, e.drain(e.processor(Config{}))
 }
 
 // A 429 stops the drain even when the usage headers say there is room:
@@ -58,7 +38,7 @@ func rateLimitedDrain(t *testing.T, n int, retryAfter string) (*env, *tooManyReq
 func TestA429UnderTheLimitsStopsTheDrain(t *testing.T) {
 	const events = 50
 	e, api, sum := rateLimitedDrain(t, events, "")
-	if n := api.gets.Load(); n != 1 {
+	if n := api.totalGets(); n != 1 {
 		t.Errorf("%d GETs after a 429, want 1", n)
 	}
 	windowEnd := strava.NextQuarterHour(e.clock.Now())

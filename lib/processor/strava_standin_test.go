@@ -3,44 +3,25 @@ package processor
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stravahook/stravahook/lib/strava"
+	"github.com/stravahook/stravahook/lib/strava/stravatest"
 )
 
-// standIn answers for Strava's GET /api/v3/activities/{id} and POST
-// /oauth/token with the JSON bodies and headers Strava documents
-// (/work/shared/strava/README.md), and counts every call.
-//
-// Access tokens are valid only when the stand-in issued them (or a test
-// registered them); a refresh rotates both tokens, and the old refresh
-// token is refused from then on, as at Strava. Rate limits are counted like
-// Strava does: every request counts, also those over the limit, and a
-// request that finds usage over a limit gets 429.
+// standIn is the processor tests' handle on the Strava double
+// (lib/strava/stravatest), on the test's clock. The double rotates refresh
+// tokens, answers with Strava's bodies and rate-limit headers and counts
+// every call; the fields below are the tests' fault knobs, applied to
+// activity GETs through the double's Intercept.
 type standIn struct {
-	t   testing.TB
-	srv *httptest.Server
-	now func() time.Time
+	*stravatest.Server
+	t testing.TB
 
-	mu         sync.Mutex
-	owners     map[int64]int64  // activity id → athlete id; absent: 404
-	access     map[string]int64 // valid access token → athlete
-	refresh    map[string]int64 // valid refresh token → athlete
-	seq        int
-	gets       map[int64]int // calls per activity id
-	getTotal   int
-	overLimit  int // GETs answered 429
-	refreshes  int
-	limit15    int
-	limitDaily int
-	usage15    int
-	usageDaily int
-	// exhaustAfter > 0: from the GET after that many, other clients are
-	// taken to have used up the 15-minute window (usage jumps past it).
-	exhaustAfter int
+	mu sync.Mutex
 	// status, when set, forces an answer for a GET (call is its 1-based
 	// number overall); 0 answers normally.
 	status func(call int, id int64) int
@@ -57,38 +38,16 @@ type standIn struct {
 }
 
 func newStandIn(t testing.TB, now func() time.Time) *standIn {
-	s := &standIn{
-		t:          t,
-		now:        now,
-		owners:     map[int64]int64{},
-		access:     map[string]int64{},
-		refresh:    map[string]int64{},
-		gets:       map[int64]int{},
-		limit15:    600,
-		limitDaily: 30000,
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v3/activities/{id}", s.getActivity)
-	mux.HandleFunc("POST /oauth/token", s.token)
-	s.srv = httptest.NewServer(mux)
-	t.Cleanup(s.srv.Close)
+	s := &standIn{t: t, Server: stravatest.NewT(t, stravatest.WithClock(now), stravatest.WithApp("5", "client-secret-for-tests"))}
+	s.setLimits(600, 30000)
+	s.Intercept(s.intercept)
 	return s
 }
 
-// athlete registers a connected athlete and returns their valid tokens.
+// athlete connects athlete id at Strava and returns their valid tokens.
 func (s *standIn) athlete(id int64) (accessToken, refreshToken string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.issueLocked(id)
-}
-
-func (s *standIn) issueLocked(athlete int64) (accessToken, refreshToken string) {
-	s.seq++
-	accessToken = fmt.Sprintf("access-%d-%d", athlete, s.seq)
-	refreshToken = fmt.Sprintf("refresh-%d-%d", athlete, s.seq)
-	s.access[accessToken] = athlete
-	s.refresh[refreshToken] = athlete
-	return accessToken, refreshToken
+	tok := s.IssueToken(id, "")
+	return tok.AccessToken, tok.RefreshToken
 }
 
 // waitBlocked waits until n GETs are held at the gate; a drain that never
@@ -105,155 +64,92 @@ func (s *standIn) waitBlocked(t testing.TB, n int) {
 	}
 }
 
-// activity makes an activity exist at Strava.
+// activity makes an activity exist at Strava, as activityFor describes it.
 func (s *standIn) activity(id, owner int64) {
-	s.mu.Lock()
-	s.owners[id] = owner
-	s.mu.Unlock()
+	s.AddActivity(activityFor(id, owner))
 }
 
-func (s *standIn) calls(id int64) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.gets[id]
+// answer is Strava's body for GET /api/v3/activities/{id}, byte for byte.
+func (s *standIn) answer(id int64) string {
+	body, ok := s.ActivityJSON(id)
+	if !ok {
+		s.t.Fatalf("no activity %d at Strava", id)
+	}
+	return string(body)
 }
 
-func (s *standIn) totalGets() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.getTotal
-}
+func (s *standIn) calls(id int64) int { return s.ActivityCalls(id) }
+func (s *standIn) totalGets() int     { return s.Calls(stravatest.RouteActivity) }
+func (s *standIn) refreshCalls() int  { return s.Calls(stravatest.RouteRefresh) }
+func (s *standIn) rejected() int      { return s.RateLimited() }
 
-func (s *standIn) refreshCalls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.refreshes
-}
-
-func (s *standIn) rejected() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.overLimit
+// setLimits sets the overall limits (15-minute, daily); no read limits.
+func (s *standIn) setLimits(limit15, limitDaily int) {
+	rl := s.RateLimit()
+	rl.Limit15, rl.LimitDaily, rl.ReadLimit15, rl.ReadLimitDaily = limit15, limitDaily, 0, 0
+	s.SetRateLimit(rl)
 }
 
 // newWindow starts a fresh rate-limit window with nobody else using it.
 func (s *standIn) newWindow() {
+	rl := s.RateLimit()
+	rl.Usage15, rl.ReadUsage15 = 0, 0
+	s.SetRateLimit(rl)
+	s.UseUpWindowAfter(0)
+}
+
+func (s *standIn) intercept(call stravatest.Call, w http.ResponseWriter, r *http.Request) bool {
 	s.mu.Lock()
-	s.usage15, s.exhaustAfter = 0, 0
+	refreshStatus, status, delay := s.refreshStatus, s.status, s.delay
+	gate, block := s.gate, s.gate != nil && call.N > s.blockAfter
 	s.mu.Unlock()
-}
-
-func (s *standIn) rateHeaders(w http.ResponseWriter) {
-	w.Header().Set("X-RateLimit-Limit", fmt.Sprintf("%d,%d", s.limit15, s.limitDaily))
-	w.Header().Set("X-RateLimit-Usage", fmt.Sprintf("%d,%d", s.usage15, s.usageDaily))
-}
-
-func answer(w http.ResponseWriter, status int, body string) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body))
-}
-
-const (
-	bodyUnauthorized = `{"message":"Authorization Error","errors":[{"resource":"Athlete","field":"access_token","code":"invalid"}]}`
-	bodyNotFound     = `{"message":"Record Not Found","errors":[{"resource":"Activity","field":"id","code":"not found"}]}`
-	bodyRateLimited  = `{"message":"Rate Limit Exceeded","errors":[{"resource":"Application","field":"rate limit","code":"exceeded"}]}`
-	bodyBadRefresh   = `{"message":"Bad Request","errors":[{"resource":"RefreshToken","field":"refresh_token","code":"invalid"}]}`
-)
-
-func (s *standIn) getActivity(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		answer(w, http.StatusNotFound, bodyNotFound)
-		return
+	switch call.Route {
+	case stravatest.RouteRefresh:
+		if refreshStatus != nil {
+			if forced := refreshStatus(); forced != 0 {
+				stravatest.WriteStatus(w, forced)
+				return true
+			}
+		}
+		return false
+	case stravatest.RouteActivity:
+	default:
+		return false
 	}
-	s.mu.Lock()
-	s.gets[id]++
-	s.getTotal++
-	call := s.getTotal
-	s.usage15++
-	s.usageDaily++
-	if s.exhaustAfter > 0 && call > s.exhaustAfter {
-		s.usage15 = max(s.usage15, s.limit15+call-s.exhaustAfter)
-	}
-	overLimit := s.usage15 > s.limit15 || s.usageDaily > s.limitDaily
-	if overLimit {
-		s.overLimit++
-	}
-	gate, block := s.gate, s.gate != nil && call > s.blockAfter
-	delay := s.delay
-	forced := 0
-	if s.status != nil {
-		forced = s.status(call, id)
-	}
-	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	_, tokenValid := s.access[token]
-	owner, exists := s.owners[id]
-	s.rateHeaders(w)
-	s.mu.Unlock()
-
 	if block {
 		select {
-		case s.blocked <- id:
+		case s.blocked <- call.ActivityID:
 		default:
 		}
 		select {
 		case <-gate:
 		case <-r.Context().Done():
-			return
+			return true
 		}
 	}
 	if delay > 0 {
 		select {
 		case <-time.After(delay):
 		case <-r.Context().Done():
-			return
+			return true
 		}
 	}
-
-	switch {
-	case overLimit:
-		answer(w, http.StatusTooManyRequests, bodyRateLimited)
-	case forced == http.StatusUnauthorized:
-		answer(w, forced, bodyUnauthorized)
-	case forced == http.StatusServiceUnavailable:
-		answer(w, forced, fmt.Sprintf(`{"message":"Service Unavailable (call %d)","errors":[]}`, call))
-	case forced != 0:
-		answer(w, forced, `{"message":"forced","errors":[]}`)
-	case !tokenValid:
-		answer(w, http.StatusUnauthorized, bodyUnauthorized)
-	case !exists:
-		answer(w, http.StatusNotFound, bodyNotFound)
-	default:
-		answer(w, http.StatusOK, activityJSON(id, owner))
-	}
-}
-
-func (s *standIn) token(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "refresh_token" {
-		answer(w, http.StatusBadRequest, `{"message":"Bad Request","errors":[{"resource":"Application","field":"grant_type","code":"invalid"}]}`)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.refreshes++
-	s.rateHeaders(w)
-	if s.refreshStatus != nil {
-		if status := s.refreshStatus(); status != 0 {
-			answer(w, status, `{"message":"forced","errors":[]}`)
-			return
+	if status != nil {
+		switch forced := status(call.N, call.ActivityID); forced {
+		case 0:
+		case http.StatusServiceUnavailable:
+			// The call's number in the message tells which answer a
+			// dead event's last error came from.
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.WriteHeader(forced)
+			fmt.Fprintf(w, `{"message":"Service Unavailable (call %d)","errors":[]}`, call.N)
+			return true
+		default:
+			stravatest.WriteStatus(w, forced)
+			return true
 		}
 	}
-	athlete, ok := s.refresh[r.PostForm.Get("refresh_token")]
-	if !ok {
-		answer(w, http.StatusBadRequest, bodyBadRefresh)
-		return
-	}
-	delete(s.refresh, r.PostForm.Get("refresh_token"))
-	accessToken, refreshToken := s.issueLocked(athlete)
-	expiresAt := s.now().Add(6 * time.Hour)
-	answer(w, http.StatusOK, fmt.Sprintf(`{"token_type":"Bearer","access_token":%q,"expires_at":%d,"expires_in":21600,"refresh_token":%q}`,
-		accessToken, expiresAt.Unix(), refreshToken))
+	return false
 }
 
 // activityStart is the start date the stand-in gives activity id.
@@ -261,18 +157,20 @@ func activityStart(id int64) time.Time {
 	return time.Date(2030, 1, 6, 7, 0, 0, 0, time.UTC).Add(time.Duration(id%100000) * time.Minute)
 }
 
-func activityName(id int64) string { return fmt.Sprintf("Morning Run %d", id) }
+func activityName(id int64) string { return "Morning Run " + strconv.FormatInt(id, 10) }
 
-// activityJSON is a DetailedActivity as Strava sends it, arrays included.
-func activityJSON(id, owner int64) string {
+// activityFor is the activity the stand-in keeps for id.
+func activityFor(id, owner int64) strava.DetailedActivity {
 	start := activityStart(id)
-	return fmt.Sprintf(`{"id":%d,"resource_state":3,"external_id":"garmin_push_%d","upload_id":%d,`+
-		`"athlete":{"id":%d,"resource_state":1},"name":%q,"distance":28099.0,"moving_time":4207,"elapsed_time":4410,`+
-		`"total_elevation_gain":516.0,"type":"Ride","sport_type":"MountainBikeRide","start_date":%q,"start_date_local":%q,`+
-		`"timezone":"(GMT-08:00) America/Los_Angeles","utc_offset":-28800,"start_latlng":[37.83,-122.26],"end_latlng":[37.83,-122.26],`+
-		`"map":{"id":"a%d","polyline":"ki{eFvqfiVqAWQIGEEKAYJgBVqDJ{BHa@jAkNJw@Pw@V{APs@^aABQAOEQGKoJ_FuJkFqAo@{A}@sH{DiAs@Q]?WVy@","summary_polyline":"ki{eFvqfiVsBmA"},`+
-		`"trainer":false,"commute":false,"manual":false,"private":false,"gear_id":"b12345678987654321",`+
-		`"average_speed":6.679,"max_speed":18.5,"calories":870.2,"description":"",`+
-		`"segment_efforts":[],"splits_metric":[],"laps":[]}`,
-		id, id, id+1000, owner, activityName(id), start.Format(time.RFC3339), start.Add(-8*time.Hour).Format("2006-01-02T15:04:05Z"), id)
+	return strava.DetailedActivity{
+		ID: id, ExternalID: "garmin_push_" + strconv.FormatInt(id, 10), UploadID: id + 1000,
+		Athlete: strava.MetaAthlete{ID: owner}, Name: activityName(id),
+		Distance: 28099, MovingTime: 4207, ElapsedTime: 4410, TotalElevationGain: 516,
+		Type: "Ride", SportType: "MountainBikeRide", StartDate: start,
+		StartDateLocal: start.Add(-8 * time.Hour).Format("2006-01-02T15:04:05Z"),
+		Timezone:       "(GMT-08:00) America/Los_Angeles", UTCOffset: -28800,
+		StartLatLng: []float64{37.83, -122.26}, EndLatLng: []float64{37.83, -122.26},
+		Map:    strava.PolylineMap{ID: "a" + strconv.FormatInt(id, 10), Polyline: "ki{eFvqfiVqAWQIGEEKAYJgBVqDJ{BHa@jAkNJw@Pw@V{APs@^aABQAOEQGKoJ_FuJkFqAo@{A}@sH{DiAs@Q]?WVy@", SummaryPolyline: "ki{eFvqfiVsBmA"},
+		GearID: "b12345678987654321", AverageSpeed: 6.679, MaxSpeed: 18.5, Calories: 870.2,
+	}
 }

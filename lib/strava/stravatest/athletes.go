@@ -215,7 +215,7 @@ func (s *Server) getAthlete(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if !ok {
-		writeStatus(w, http.StatusUnauthorized)
+		WriteStatus(w, http.StatusUnauthorized)
 		return
 	}
 	writeJSON(w, http.StatusOK, profile)
@@ -240,7 +240,7 @@ func (s *Server) getActivity(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		s.begin(w, r, RouteActivity, true, 0)
-		writeStatus(w, http.StatusNotFound)
+		WriteStatus(w, http.StatusNotFound)
 		return
 	}
 	if !s.begin(w, r, RouteActivity, true, id) {
@@ -256,23 +256,38 @@ func (s *Server) getActivity(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	switch {
 	case !tokenOK:
-		writeStatus(w, http.StatusUnauthorized)
+		WriteStatus(w, http.StatusUnauthorized)
 	case act == nil, act.Athlete.ID != g.athlete,
 		// Without activity:read_all an "Only You" activity does not exist.
 		act.Private && !hasScope(g.scope, "activity:read_all"):
-		writeStatus(w, http.StatusNotFound)
+		WriteStatus(w, http.StatusNotFound)
 	default:
-		body, err := json.Marshal(wireActivity{
-			DetailedActivity: *act, AthleteCount: 1, KudosCount: int(id % 7),
-			SegmentEfforts: []any{}, SplitsMetric: []any{}, Laps: []any{},
-		})
+		body, err := activityJSON(*act)
 		if err != nil {
-			writeStatus(w, http.StatusInternalServerError)
+			WriteStatus(w, http.StatusInternalServerError)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		_, _ = w.Write(body)
 	}
+}
+
+// ActivityJSON is the body GET /api/v3/activities/{id} answers for the
+// activity's owner, byte for byte.
+func (s *Server) ActivityJSON(id int64) ([]byte, bool) {
+	a, ok := s.Activity(id)
+	if !ok {
+		return nil, false
+	}
+	body, err := activityJSON(a)
+	return body, err == nil
+}
+
+func activityJSON(a strava.DetailedActivity) ([]byte, error) {
+	return json.Marshal(wireActivity{
+		DetailedActivity: a, AthleteCount: 1, KudosCount: int(a.ID % 7),
+		SegmentEfforts: []any{}, SplitsMetric: []any{}, Laps: []any{},
+	})
 }
 
 func hasScope(scope, want string) bool {

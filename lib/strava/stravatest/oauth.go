@@ -211,7 +211,7 @@ func (s *Server) deauthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if !ok {
-		writeStatus(w, http.StatusUnauthorized)
+		WriteStatus(w, http.StatusUnauthorized)
 		return
 	}
 	s.pushInBackground(DeauthorizationEvent(g.athlete))

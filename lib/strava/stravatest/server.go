@@ -97,6 +97,9 @@ type Server struct {
 	calls         map[Route]int
 	activityCalls map[int64]int
 	limits        strava.RateLimit
+	exhaustAfter  int // 0: off; else API calls allowed before others use up the window
+	sinceExhaust  int // API calls since UseUpWindowAfter
+	rateLimited   int // calls refused for being over a limit
 	window15End   time.Time
 	windowDayEnd  time.Time
 	latency       time.Duration
@@ -299,6 +302,24 @@ func (s *Server) SetRateLimit(rl strava.RateLimit) {
 	s.mu.Unlock()
 }
 
+// UseUpWindowAfter lets n more API calls through, after which other
+// clients of the application are taken to have used up the 15-minute
+// window: usage jumps past the limit and calls get 429 until the window
+// ends (or SetRateLimit lowers the usage). 0 turns it off.
+func (s *Server) UseUpWindowAfter(n int) {
+	s.mu.Lock()
+	s.exhaustAfter, s.sinceExhaust = n, 0
+	s.mu.Unlock()
+}
+
+// RateLimited is how many calls were refused with 429 for being over a
+// limit (FailNext's are not counted).
+func (s *Server) RateLimited() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rateLimited
+}
+
 // RateLimit is the limits and usage the next answer would report.
 func (s *Server) RateLimit() strava.RateLimit {
 	s.mu.Lock()
@@ -364,10 +385,17 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, route Route, api 
 			l.ReadUsage15++
 			l.ReadUsageDaily++
 		}
+		s.sinceExhaust++
+		if s.exhaustAfter > 0 && s.sinceExhaust > s.exhaustAfter {
+			l.Usage15 = max(l.Usage15, l.Limit15+s.sinceExhaust-s.exhaustAfter)
+		}
 		// Requests over a limit still count, as at Strava.
 		overLimit = over(l.Usage15, l.Limit15) || over(l.UsageDaily, l.LimitDaily) ||
 			(r.Method == http.MethodGet && (over(l.ReadUsage15, l.ReadLimit15) || over(l.ReadUsageDaily, l.ReadLimitDaily)))
 		setRateHeaders(w.Header(), *l)
+		if overLimit {
+			s.rateLimited++
+		}
 	}
 	forced := 0
 	for i := range s.failures {
@@ -393,10 +421,10 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, route Route, api 
 	}
 	switch {
 	case forced != 0:
-		writeStatus(w, forced)
+		WriteStatus(w, forced)
 		return false
 	case overLimit:
-		writeStatus(w, http.StatusTooManyRequests)
+		WriteStatus(w, http.StatusTooManyRequests)
 		return false
 	}
 	return true
@@ -415,6 +443,7 @@ func (s *Server) rollWindowsLocked() {
 	if !now.Before(s.window15End) {
 		s.limits.Usage15, s.limits.ReadUsage15 = 0, 0
 		s.window15End = strava.NextQuarterHour(now)
+		s.exhaustAfter = 0
 	}
 	if !now.Before(s.windowDayEnd) {
 		s.limits.UsageDaily, s.limits.ReadUsageDaily = 0, 0
@@ -450,8 +479,10 @@ func (s *Server) appCredentialsOK(r *http.Request) bool {
 	return r.FormValue("client_id") == s.ClientID && r.FormValue("client_secret") == s.ClientSecret
 }
 
-// writeStatus answers status with Strava's body for it.
-func writeStatus(w http.ResponseWriter, status int) {
+// WriteStatus answers status with Strava's documented body for it: 401
+// Authorization Error, 404 Record Not Found, 429 Rate Limit Exceeded,
+// others the status text with no details (for an Intercept's own answers).
+func WriteStatus(w http.ResponseWriter, status int) {
 	switch status {
 	case http.StatusUnauthorized:
 		writeError(w, status, "Authorization Error", "Athlete", "access_token", "invalid")
