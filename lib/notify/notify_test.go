@@ -439,18 +439,58 @@ func TestNoValidSecretRefusesButKeeps(t *testing.T) {
 	}
 }
 
-// A redone event stores the same notification again: it is queued once.
+// A redone event stores the same notification again: while it is still
+// stored it is not queued again, neither where it was delivered already
+// nor ahead of its backoff where it is retrying.
 func TestStoringTheSameNotificationTwiceQueuesItOnce(t *testing.T) {
+	healthy := newEndpoint(t)
+	flaky := newEndpoint(t, 500)
+	w := newWorld(t, healthy.srv.URL+","+flaky.srv.URL, testSecret)
+	w.store(created(1))
+	w.store(created(1))
+	if st := w.stats(); st[0].Pending != 1 || st[1].Pending != 1 {
+		t.Fatalf("stats %+v, want 1 pending each", st)
+	}
+	if s := w.deliver(); s.Delivered != 1 || s.Retrying != 1 {
+		t.Fatalf("pass %+v", s)
+	}
+	w.store(created(1)) // the event redone after a drain died before its ack
+	w.deliver()
+	if h, f := len(healthy.got()), len(flaky.got()); h != 1 || f != 1 {
+		t.Errorf("requests: healthy %d, flaky %d; want 1 each (nothing re-queued, the backoff kept)", h, f)
+	}
+	if st := w.stats(); st[0].Pending != 0 || st[1].Retrying != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// A drain whose lease ended while it was still sending has lost the
+// notification to another drain: its late record changes nothing.
+func TestLateRecordOfALostLeaseChangesNothing(t *testing.T) {
 	ep := newEndpoint(t)
 	w := newWorld(t, ep.srv.URL, testSecret)
 	w.store(created(1))
-	w.store(created(1))
-	if st := w.stats(); st[0].Pending != 1 {
-		t.Fatalf("stats %+v, want 1 pending", st)
+	ctx, e := context.Background(), w.n.cfg.Endpoints[0]
+	leaseA := itoa(micros(w.clock.Now().Add(DefaultLease)) + 1)
+	a, err := w.n.claim(ctx, e, leaseA)
+	if err != nil || len(a) != 1 {
+		t.Fatalf("claim A = %v, %v", a, err)
 	}
-	w.deliver()
-	if n := len(ep.got()); n != 1 {
-		t.Errorf("endpoint got %d requests, want 1", n)
+	w.clock.Advance(DefaultLease + time.Second)
+	leaseB := itoa(micros(w.clock.Now().Add(DefaultLease)) + 2)
+	b, err := w.n.claim(ctx, e, leaseB)
+	if err != nil || len(b) != 1 {
+		t.Fatalf("claim B after A's lease ended = %v, %v", b, err)
+	}
+	if s, err := w.n.settle(ctx, e, leaseB, []outcome{{id: b[0].id, op: "ok"}}, ""); err != nil || s.delivered != 1 {
+		t.Fatalf("settle B = %+v, %v", s, err)
+	}
+	retryAt := itoa(micros(w.clock.Now().Add(time.Minute)))
+	if s, err := w.n.settle(ctx, e, leaseA, []outcome{{id: a[0].id, op: "retry", score: retryAt, err: "late"}}, ""); err != nil || s != (settled{}) {
+		t.Fatalf("late settle A = %+v, %v; want nothing done", s, err)
+	}
+	if st := w.stats(); st[0].Pending+st[0].Retrying+st[0].Dead != 0 {
+		t.Errorf("stats %+v, want nothing left", st)
 	}
 }
 

@@ -247,3 +247,33 @@ func TestNotificationsNotStoredMeansEventsNotAcked(t *testing.T) {
 	}
 	e.wantQueueEmpty()
 }
+
+// An activity update (queued with STRAVA_QUEUE_UPDATES) is re-fetched and
+// told as activity.updated, with the new answer; a created-then-updated
+// activity fetched once is still news: activity.created.
+func TestUpdatesAreToldAsActivityUpdated(t *testing.T) {
+	e := newEnv(t)
+	e.connect(jane)
+	e.keepBefore(1, jane)
+	e.strava.activity(1, jane)
+	e.strava.activity(2, jane)
+	renamed := event(strava.AspectUpdate, jane, 1, 20)
+	renamed.Updates = map[string]string{"title": "Morning Run 1"}
+	e.enqueue(renamed, event(strava.AspectCreate, jane, 2, 21), event(strava.AspectUpdate, jane, 2, 22))
+	rcv := newReceiver(t)
+
+	sum := e.drain(e.processor(Config{Notifier: e.notifier(rcv.srv.URL, testNotifySecret, nil)}))
+	if sum.Fetched != 2 || sum.Notifications.Delivered != 2 {
+		t.Fatalf("summary %+v / %+v", sum, sum.Notifications)
+	}
+	types := map[int64]string{}
+	for _, r := range rcv.received() {
+		types[r.Data.ActivityID] = r.Type
+		if string(r.Data.Activity) != activityJSON(r.Data.ActivityID, jane) {
+			t.Errorf("%s of %d carries %s", r.Type, r.Data.ActivityID, r.Data.Activity)
+		}
+	}
+	if types[1] != notify.TypeActivityUpdated || types[2] != notify.TypeActivityCreated {
+		t.Errorf("types %v, want 1 updated and 2 created", types)
+	}
+}
