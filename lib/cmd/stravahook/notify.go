@@ -281,7 +281,8 @@ func listenHandler(secret notify.Secret, now func() time.Time, line func(string,
 		if a := n.Data.Activity; a != nil {
 			what = append(what, fmt.Sprintf("%q %s %.1f km", a.Name, a.SportType, a.Distance/1000))
 		}
-		line("%s %s %s %s (%d bytes, verified)", now().UTC().Format(time.TimeOnly), n.Type, id, strings.Join(what, " "), len(body))
+		parts := append([]string{now().UTC().Format(time.TimeOnly), n.Type, id}, what...)
+		line("%s (%d bytes, verified)", strings.Join(parts, " "), len(body))
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
