@@ -269,7 +269,7 @@ func TestUpdatesAreToldAsActivityUpdated(t *testing.T) {
 	types := map[int64]string{}
 	for _, r := range rcv.received() {
 		types[r.Data.ActivityID] = r.Type
-		if string(r.Data.Activity) != activityJSON(r.Data.ActivityID, jane) {
+		if string(r.Data.Activity) != e.strava.answer(r.Data.ActivityID) {
 			t.Errorf("%s of %d carries %s", r.Type, r.Data.ActivityID, r.Data.Activity)
 		}
 	}
