@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -138,55 +140,180 @@ func (s *Store) Activity(ctx context.Context, id int64) (strava.DetailedActivity
 	return a, nil
 }
 
-// activitiesBatch is how many activities one MGET reads.
-const activitiesBatch = 100
-
 // Activities returns up to limit (all when limit <= 0) of the athlete's kept
-// activities, newest start first. Entries whose activity has expired are
-// skipped and removed from the list.
+// activities, newest start first.
 func (s *Store) Activities(ctx context.Context, athleteID int64, limit int) ([]strava.DetailedActivity, error) {
-	indexKey := s.activityIndexKey(athleteID)
-	members, err := s.client.Do(ctx, s.client.B().Zrevrange().Key(indexKey).Start(0).Stop(-1).Build()).AsStrSlice()
-	if err != nil {
-		return nil, fmt.Errorf("list activities of athlete %d in redis: %w", athleteID, err)
+	if athleteID <= 0 {
+		return nil, fmt.Errorf("list activities of athlete %d: not a valid id", athleteID)
 	}
-	var (
-		activities []strava.DetailedActivity
-		expired    []string
-	)
-	for start := 0; start < len(members) && (limit <= 0 || len(activities) < limit); start += activitiesBatch {
-		batch := members[start:min(start+activitiesBatch, len(members))]
-		keys := make([]string, len(batch))
-		for i, m := range batch {
-			keys[i] = s.activityKey(m)
+	return s.ListActivities(ctx, ActivityQuery{AthleteID: athleteID, Limit: limit})
+}
+
+// ActivityQuery selects kept activities for a listing.
+type ActivityQuery struct {
+	AthleteID int64     // one athlete's; 0 means every stored athlete's
+	Since     time.Time // only activities starting at or after it; zero: no bound
+	Limit     int       // at most this many; <= 0: all
+}
+
+// listRetries bounds how often ListActivities reads again after finding
+// expired entries in the indexes (it prunes them first, so each retry sees
+// fewer); past it a page may hold fewer than Limit activities.
+const listRetries = 3
+
+// ListActivities returns the kept activities q selects, newest start first
+// (the higher id first on equal starts). Index entries whose activity has
+// expired are skipped and removed.
+//
+// Round trips: for one athlete, a ZRANGE of their index and one MGET of the
+// page's activities; for every athlete, an SMEMBERS before them, and the
+// ZRANGEs of all indexes go in one pipeline. The MGET cannot join the ZRANGE
+// in a script: a script may only touch the keys it is given, and the
+// activity keys are known only from the index.
+func (s *Store) ListActivities(ctx context.Context, q ActivityQuery) ([]strava.DetailedActivity, error) {
+	athleteIDs := []int64{q.AthleteID}
+	if q.AthleteID == 0 {
+		var err error
+		if athleteIDs, err = s.athleteIDs(ctx); err != nil {
+			return nil, err
 		}
-		values, err := s.client.Do(ctx, s.client.B().Mget().Key(keys...).Build()).ToArray()
+	}
+	if len(athleteIDs) == 0 {
+		return nil, nil
+	}
+	for attempt := 1; ; attempt++ {
+		entries, err := s.newestEntries(ctx, athleteIDs, q)
 		if err != nil {
-			return nil, fmt.Errorf("read activities of athlete %d from redis: %w", athleteID, err)
+			return nil, err
 		}
-		for i, v := range values {
-			if limit > 0 && len(activities) == limit {
-				break
+		activities, expired, err := s.readActivities(ctx, entries)
+		if err != nil {
+			return nil, err
+		}
+		for athleteID, members := range expired {
+			if err := s.pruneIndex(ctx, s.activityIndexKey(athleteID), members); err != nil {
+				return nil, err
 			}
-			body, err := v.AsBytes()
-			if rueidis.IsRedisNil(err) {
-				expired = append(expired, batch[i])
-				continue
-			}
+		}
+		// With no limit every entry was read; with one, the pruned entries
+		// may have hidden older activities that belong on this page.
+		if len(expired) == 0 || q.Limit <= 0 || attempt == listRetries {
+			return activities, nil
+		}
+	}
+}
+
+// indexEntry is one activity of an athlete's index.
+type indexEntry struct {
+	athleteID int64
+	member    string // the activity id
+	id        int64
+	start     float64 // unix s
+}
+
+// athleteIDs returns the id of every stored athlete.
+func (s *Store) athleteIDs(ctx context.Context) ([]int64, error) {
+	members, err := s.client.Do(ctx, s.client.B().Smembers().Key(s.athleteIDsKey()).Build()).AsStrSlice()
+	if err != nil {
+		return nil, fmt.Errorf("list athletes in redis: %w", err)
+	}
+	ids := make([]int64, 0, len(members))
+	for _, m := range members {
+		id, err := strconv.ParseInt(m, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("list athletes: bad id %q in redis: %w", m, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// newestEntries reads the newest entries of each athlete's index (one
+// pipeline) and merges them, newest first, cut to q.Limit.
+func (s *Store) newestEntries(ctx context.Context, athleteIDs []int64, q ActivityQuery) ([]indexEntry, error) {
+	minScore := "-inf"
+	if !q.Since.IsZero() {
+		// Scores are whole seconds: a start at or after Since is a score
+		// at or above Since rounded up to the second.
+		since := q.Since.Unix()
+		if q.Since.Nanosecond() > 0 {
+			since++
+		}
+		minScore = strconv.FormatInt(since, 10)
+	}
+	cmds := make(rueidis.Commands, len(athleteIDs))
+	for i, id := range athleteIDs {
+		byScore := s.client.B().Zrange().Key(s.activityIndexKey(id)).Min("+inf").Max(minScore).Byscore().Rev()
+		if q.Limit > 0 {
+			cmds[i] = byScore.Limit(0, int64(q.Limit)).Withscores().Build()
+		} else {
+			cmds[i] = byScore.Withscores().Build()
+		}
+	}
+	var entries []indexEntry
+	for i, res := range s.client.DoMulti(ctx, cmds...) {
+		scored, err := res.AsZScores()
+		if err != nil {
+			return nil, fmt.Errorf("list activities of athlete %d in redis: %w", athleteIDs[i], err)
+		}
+		for _, z := range scored {
+			id, err := strconv.ParseInt(z.Member, 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("read activity %s from redis: %w", batch[i], err)
+				return nil, fmt.Errorf("list activities of athlete %d: bad id %q in redis: %w", athleteIDs[i], z.Member, err)
 			}
-			var a strava.DetailedActivity
-			if err := json.Unmarshal(body, &a); err != nil {
-				return nil, fmt.Errorf("decode activity %s: %w", batch[i], err)
-			}
-			activities = append(activities, a)
+			entries = append(entries, indexEntry{athleteID: athleteIDs[i], member: z.Member, id: id, start: z.Score})
 		}
 	}
-	if err := s.pruneIndex(ctx, indexKey, expired); err != nil {
-		return nil, err
+	if len(athleteIDs) > 1 {
+		slices.SortFunc(entries, func(a, b indexEntry) int {
+			if c := cmp.Compare(b.start, a.start); c != 0 {
+				return c
+			}
+			return cmp.Compare(b.id, a.id)
+		})
 	}
-	return activities, nil
+	if q.Limit > 0 && len(entries) > q.Limit {
+		entries = entries[:q.Limit]
+	}
+	return entries, nil
+}
+
+// readActivities reads the entries' activities with one MGET, in order, and
+// returns those that have expired by athlete.
+func (s *Store) readActivities(ctx context.Context, entries []indexEntry) ([]strava.DetailedActivity, map[int64][]string, error) {
+	if len(entries) == 0 {
+		return nil, nil, nil
+	}
+	keys := make([]string, len(entries))
+	for i, e := range entries {
+		keys[i] = s.activityKey(e.member)
+	}
+	values, err := s.client.Do(ctx, s.client.B().Mget().Key(keys...).Build()).ToArray()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %d activities from redis: %w", len(keys), err)
+	}
+	activities := make([]strava.DetailedActivity, 0, len(entries))
+	var expired map[int64][]string
+	for i, v := range values {
+		e := entries[i]
+		body, err := v.AsBytes()
+		if rueidis.IsRedisNil(err) {
+			if expired == nil {
+				expired = make(map[int64][]string)
+			}
+			expired[e.athleteID] = append(expired[e.athleteID], e.member)
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("read activity %s from redis: %w", e.member, err)
+		}
+		var a strava.DetailedActivity
+		if err := json.Unmarshal(body, &a); err != nil {
+			return nil, nil, fmt.Errorf("decode activity %s: %w", e.member, err)
+		}
+		activities = append(activities, a)
+	}
+	return activities, expired, nil
 }
 
 func (s *Store) pruneIndex(ctx context.Context, indexKey string, members []string) error {

@@ -203,3 +203,58 @@ func TestKeepActivityOfARemovedAthleteKeepsNothing(t *testing.T) {
 		t.Fatalf("keys after removal and a late keep: %v; want none", keys)
 	}
 }
+
+// ListActivities merges every athlete's index, newest first, and applies
+// since (inclusive, to the second) and limit across athletes.
+func TestListActivitiesAcrossAthletes(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := testCtx(t)
+	t0 := time.Date(2026, 3, 1, 7, 0, 0, 0, time.UTC)
+	keep(t, s, activity(101, 1, t0), time.Hour)
+	keep(t, s, activity(201, 2, t0.Add(time.Hour)), time.Hour)
+	keep(t, s, activity(102, 1, t0.Add(2*time.Hour)), time.Hour)
+	keep(t, s, activity(301, 3, t0.Add(2*time.Hour)), time.Hour) // same start as 102: the higher id first
+	keep(t, s, activity(202, 2, t0.Add(3*time.Hour)), time.Hour)
+
+	for _, tc := range []struct {
+		name string
+		q    ActivityQuery
+		want []int64
+	}{
+		{"every athlete", ActivityQuery{}, []int64{202, 301, 102, 201, 101}},
+		{"limit across athletes", ActivityQuery{Limit: 3}, []int64{202, 301, 102}},
+		{"one athlete", ActivityQuery{AthleteID: 2}, []int64{202, 201}},
+		{"since is inclusive", ActivityQuery{Since: t0.Add(time.Hour)}, []int64{202, 301, 102, 201}},
+		{"since within a second rounds up", ActivityQuery{Since: t0.Add(time.Hour - time.Millisecond)}, []int64{202, 301, 102, 201}},
+		{"since after a start excludes it", ActivityQuery{Since: t0.Add(time.Hour + time.Millisecond)}, []int64{202, 301, 102}},
+		{"since and limit and athlete", ActivityQuery{AthleteID: 1, Since: t0, Limit: 1}, []int64{102}},
+		{"an athlete without activities", ActivityQuery{AthleteID: 4}, nil},
+		{"since after everything", ActivityQuery{Since: t0.Add(24 * time.Hour)}, nil},
+	} {
+		acts, err := s.ListActivities(ctx, tc.q)
+		if err != nil || !slices.Equal(activityIDs(acts), tc.want) {
+			t.Errorf("%s: ListActivities(%+v) = %v, %v; want %v", tc.name, tc.q, activityIDs(acts), err, tc.want)
+		}
+	}
+}
+
+// A page whose newest entries expired is filled from older ones, across
+// athletes, and the expired entries leave the indexes.
+func TestListActivitiesFillsAPageAfterExpiredEntries(t *testing.T) {
+	s, r := newStore(t)
+	ctx := testCtx(t)
+	t0 := time.Date(2026, 3, 1, 7, 0, 0, 0, time.UTC)
+	for i := range int64(4) {
+		keep(t, s, activity(10+i, 1, t0.Add(time.Duration(2*i)*time.Hour)), time.Hour)
+		keep(t, s, activity(20+i, 2, t0.Add(time.Duration(2*i+1)*time.Hour)), time.Hour)
+	}
+	expireNow(t, r, s.activityKey("23"))
+	expireNow(t, r, s.activityKey("13"))
+	acts, err := s.ListActivities(ctx, ActivityQuery{Limit: 3})
+	if err != nil || !slices.Equal(activityIDs(acts), []int64{22, 12, 21}) {
+		t.Fatalf("ListActivities(limit 3) = %v, %v; want [22 12 21]", activityIDs(acts), err)
+	}
+	if n1, n2 := zcard(t, s, 1), zcard(t, s, 2); n1 != 3 || n2 != 3 {
+		t.Errorf("indexes hold %d and %d entries; want 3 and 3, the expired removed", n1, n2)
+	}
+}

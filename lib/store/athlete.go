@@ -217,17 +217,9 @@ func (s *Store) Athlete(ctx context.Context, id int64) (Athlete, error) {
 
 // Athletes returns every stored athlete, sorted by id.
 func (s *Store) Athletes(ctx context.Context) ([]Athlete, error) {
-	members, err := s.client.Do(ctx, s.client.B().Smembers().Key(s.athleteIDsKey()).Build()).AsStrSlice()
+	ids, err := s.athleteIDs(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list athletes in redis: %w", err)
-	}
-	ids := make([]int64, 0, len(members))
-	for _, m := range members {
-		id, err := strconv.ParseInt(m, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("list athletes: bad id %q in redis: %w", m, err)
-		}
-		ids = append(ids, id)
+		return nil, err
 	}
 	slices.Sort(ids)
 	cmds := make(rueidis.Commands, 0, len(ids))
