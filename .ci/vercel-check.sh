@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Offline Vercel checks: `vercel build` must build every api/*.go as a Go
-# function and put nothing of the repository but the landing page under
+# function and put nothing of the repository but the static pages (.static) under
 # .vercel/output/static; `vercel dev --local` must answer Strava's
 # validation GET. Needs network only for `npm i` of the Vercel CLI.
 set -euo pipefail
@@ -40,7 +40,7 @@ static=$(cd .vercel/output/static 2>/dev/null && find . -type f | sort)
 echo "static files: $(echo $static)"
 for f in $static; do
   case "$f" in
-    ./index.html) ;;
+    ./index.html|./map.html|./map.js|./vendor/leaflet/*) ;;
     *) echo "UNEXPECTED static file $f (repository content must not be served)"; fail=1 ;;
   esac
 done
@@ -50,7 +50,7 @@ rm -rf .vercel
 echo "== vercel dev --local answers the validation GET"
 port=${VERCEL_DEV_PORT:-3999}
 export STRAVA_VERIFY_TOKEN=ci-verify-token REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/13} STRAVAHOOK_REDIS_PREFIX=ci-vercel-dev:
-export STRAVA_CLIENT_ID=4242 STRAVA_CLIENT_SECRET=ci-client-secret
+export STRAVA_CLIENT_ID=4242 STRAVA_CLIENT_SECRET=ci-client-secret READ_TOKEN=ci-read-token-0123456789
 set -m
 "$vercel" dev --local --listen "$port" --yes >/tmp/stravahook-vercel-dev.log 2>&1 &
 dev_pid=$!
@@ -82,3 +82,17 @@ case "$location" in
   *) echo "redirect_uri is not this server's /api/connect_callback"; exit 1 ;;
 esac
 [ "$status" = 302 ] || { echo "want 302"; exit 1; }
+
+echo "== vercel dev --local serves the map page and its Leaflet"
+for path in /map.html /vendor/leaflet/leaflet.js; do
+  code=$(curl -s --max-time 20 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$path")
+  echo "GET $path: $code"
+  [ "$code" = 200 ] || { echo "want 200"; exit 1; }
+done
+
+echo "== vercel dev --local serves /api/activities to the read token only"
+code=$(curl -s --max-time 20 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/activities")
+body=$(curl -s --max-time 20 -H "Authorization: Bearer $READ_TOKEN" "http://127.0.0.1:$port/api/activities?format=geojson")
+echo "without the token: $code; with it: $body"
+[ "$code" = 401 ] || { echo "want 401 without the token"; exit 1; }
+case "$body" in '{"type":"FeatureCollection","features":['*) ;; *) echo "want a FeatureCollection"; exit 1 ;; esac

@@ -17,6 +17,7 @@ import (
 	"github.com/stravahook/stravahook/lib/connect"
 	"github.com/stravahook/stravahook/lib/notify"
 	"github.com/stravahook/stravahook/lib/queue"
+	"github.com/stravahook/stravahook/lib/readapi"
 	"github.com/stravahook/stravahook/lib/store"
 	"github.com/stravahook/stravahook/lib/strava"
 	"github.com/stravahook/stravahook/lib/webhook"
@@ -67,6 +68,12 @@ func (a *App) ActivityUpdate() http.Handler {
 	return webhook.NewHandler(
 		webhook.Config{VerifyToken: a.cfg.VerifyToken, QueueUpdates: a.cfg.QueueUpdates},
 		a.Queue, a.subscription.Get, a.logger)
+}
+
+// Activities is /api/activities: the kept activities as JSON or GeoJSON,
+// for holders of READ_TOKEN.
+func (a *App) Activities() http.Handler {
+	return readapi.NewHandler(a.cfg.ReadToken, a.Store, a.logger)
 }
 
 // ConnectPages are /api/connect and /api/connect_callback: an athlete

@@ -27,6 +27,7 @@ type Config struct {
 	Scope          string // STRAVA_SCOPE, default read,activity:read_all
 	NotifyURL      string // NOTIFY_URL: comma-separated http(s) endpoints (lib/notify)
 	NotifySecret   string // NOTIFY_SECRET: whsec_… (space-separated during a rotation)
+	ReadToken      string // READ_TOKEN: turns GET /api/activities on (>= 16 characters)
 }
 
 // LoadConfig reads the environment through getenv. It fails only on values
@@ -44,6 +45,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Scope:         strings.TrimSpace(getenv("STRAVA_SCOPE")),
 		NotifyURL:     strings.TrimSpace(getenv("NOTIFY_URL")),
 		NotifySecret:  strings.TrimSpace(getenv("NOTIFY_SECRET")),
+		ReadToken:     strings.TrimSpace(getenv("READ_TOKEN")),
 	}
 	for _, name := range []string{"REDIS_URL", "KV_URL"} {
 		if v := strings.TrimSpace(getenv(name)); v != "" {

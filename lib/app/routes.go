@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 )
 
 // Route is one HTTP route of stravahook. The routes table is the only list
@@ -23,6 +22,7 @@ var routes = []Route{
 	{"/api/process_events", "GET|POST", "drain the queue (Authorization: Bearer $CRON_SECRET)", (*App).ProcessEvents},
 	{"/api/connect", "GET", "connect an athlete with Strava", func(a *App) http.Handler { return a.ConnectPages().Start() }},
 	{"/api/connect_callback", "GET", "Strava's OAuth redirect", func(a *App) http.Handler { return a.ConnectPages().Callback() }},
+	{"/api/activities", "GET", "kept activities as JSON or GeoJSON (Authorization: Bearer $READ_TOKEN)", (*App).Activities},
 }
 
 // WriteRouteList writes the routes as serve lists them, one per line.
@@ -42,12 +42,6 @@ func (a *App) serveMux() *http.ServeMux {
 		for _, r := range routes {
 			a.mux.Handle(r.Pattern, r.handler(a))
 		}
-		a.mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			var list strings.Builder
-			WriteRouteList(&list)
-			_, _ = io.WriteString(w, "stravahook is running.\n\nRoutes:\n"+list.String())
-		})
 	})
 	return a.mux
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stravahook/stravahook/lib/app"
+	"github.com/stravahook/stravahook/lib/readapi"
 	"github.com/stravahook/stravahook/lib/store"
 )
 
@@ -153,6 +154,7 @@ func activitiesListCommand() command {
 			athleteID := fs.Int64("athlete", 0, "athlete `ID` (required)")
 			limit := fs.Int("limit", 0, "at most `N` activities (0: all)")
 			asJSON := fs.Bool("json", false, "print one JSON object per line")
+			asGeoJSON := fs.Bool("geojson", false, "print a GeoJSON FeatureCollection, as GET /api/activities?format=geojson answers")
 			return func(ctx context.Context, e env, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
@@ -160,9 +162,20 @@ func activitiesListCommand() command {
 				if *athleteID <= 0 {
 					return &usageError{msg: "-athlete ID is required (a positive integer)"}
 				}
+				if *asJSON && *asGeoJSON {
+					return &usageError{msg: "-json and -geojson cannot be combined"}
+				}
 				return withApp(ctx, e, func(a *app.App) error {
 					acts, err := a.Store.Activities(ctx, *athleteID, *limit)
 					if err != nil {
+						return err
+					}
+					if *asGeoJSON {
+						out, err := readapi.AppendGeoJSON(nil, acts)
+						if err != nil {
+							return err
+						}
+						_, err = e.stdout.Write(out)
 						return err
 					}
 					if *asJSON {

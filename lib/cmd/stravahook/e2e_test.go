@@ -19,7 +19,7 @@ import (
 
 // startServe runs `stravahook serve` (with extra flags) in process and
 // returns its base URL.
-func startServe(t *testing.T, env map[string]string, extra ...string) string {
+func startServe(t testing.TB, env map[string]string, extra ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()

@@ -14,6 +14,7 @@ import (
 	"github.com/stravahook/stravahook/lib/app"
 	"github.com/stravahook/stravahook/lib/rdb"
 	"github.com/stravahook/stravahook/lib/rdb/embedded"
+	"github.com/stravahook/stravahook/lib/staticsite"
 )
 
 func serveCommand() command {
@@ -30,6 +31,7 @@ func serveCommand() command {
 			redisAddr := fs.String("redis-addr", "127.0.0.1:0", "`host:port` for the embedded Redis (when no REDIS_URL)")
 			sandbox := fs.Bool("sandbox", false, "also run a Strava double in process, with a sample athlete connected and the subscription created (see `stravahook trigger`)")
 			drainEvery := fs.Duration("drain-every", 0, "drain the queue every `D`, as a cron would (0: never; 3s with -sandbox)")
+			staticDir := fs.String("static", "", "`folder` of the static pages served at / (default: the .static folder of the checkout holding the working directory)")
 			return func(ctx context.Context, e env, args []string) error {
 				if err := noArgs(args); err != nil {
 					return err
@@ -40,7 +42,7 @@ func serveCommand() command {
 				if *sandbox && *drainEvery == 0 {
 					*drainEvery = 3 * time.Second
 				}
-				return serve(ctx, e, serveOptions{addr: *addr, redisAddr: *redisAddr, sandbox: *sandbox, drainEvery: *drainEvery})
+				return serve(ctx, e, serveOptions{addr: *addr, redisAddr: *redisAddr, sandbox: *sandbox, drainEvery: *drainEvery, staticDir: *staticDir})
 			}
 		},
 	}
@@ -50,6 +52,7 @@ type serveOptions struct {
 	addr, redisAddr string
 	sandbox         bool
 	drainEvery      time.Duration
+	staticDir       string
 }
 
 func serve(ctx context.Context, e env, opts serveOptions) error {
@@ -64,6 +67,10 @@ func serve(ctx context.Context, e env, opts serveOptions) error {
 	}
 	defer tcpLn.Close()
 	base := "http://" + tcpLn.Addr().String()
+	site, err := staticSite(e, opts.staticDir)
+	if err != nil {
+		return err
+	}
 	var sb *sandbox
 	if opts.sandbox {
 		sb = startSandbox(&cfg)
@@ -93,7 +100,7 @@ func serve(ctx context.Context, e env, opts serveOptions) error {
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	a := app.New(cfg, client, logger)
 
-	handler := a.Routes()
+	handler := withStaticSite(a.Routes(), site)
 	if sb != nil {
 		handler = sb.handler(handler)
 	}
@@ -104,6 +111,9 @@ func serve(ctx context.Context, e env, opts serveOptions) error {
 		IdleTimeout:       2 * time.Minute,
 	}
 	fmt.Fprintf(e.stdout, "stravahook listening on http://%s (Redis: %s)\n", tcpLn.Addr(), rdb.Redact(cfg.RedisURL))
+	if cfg.ReadToken == "" {
+		fmt.Fprintln(e.stderr, "note: READ_TOKEN is unset: /api/activities and the map page (/map.html) answer 404 until it is set (16 characters or more)")
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(tcpLn) }()
 	if sb != nil {
@@ -128,4 +138,28 @@ func serve(ctx context.Context, e env, opts serveOptions) error {
 		return fmt.Errorf("shut down: %w", err)
 	}
 	return nil
+}
+
+// staticSite serves the static pages (landing page, map) the way Vercel
+// serves vercel.json's outputDirectory. Without a folder found, / says
+// where serve looked, and the API routes work all the same.
+func staticSite(e env, dir string) (http.Handler, error) {
+	if dir == "" {
+		found, err := staticsite.Find()
+		if err != nil {
+			fmt.Fprintf(e.stderr, "warning: %v; / answers 404\n", err)
+			return http.NotFoundHandler(), nil
+		}
+		dir = found
+	}
+	return staticsite.Handler(dir)
+}
+
+// withStaticSite sends /api/… to the routes and everything else to the
+// static pages, as Vercel does.
+func withStaticSite(routes, site http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/api/", routes)
+	mux.Handle("/", site)
+	return mux
 }
