@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,38 +24,20 @@ import (
 
 const readToken = "read-token-0123456789abcdef"
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// server is the read API over real HTTP on a test Redis.
+// server is the read API on a test Redis, called in process (serve's
+// tests call it over HTTP).
 type server struct {
-	url   string
-	store *store.Store
-	logs  *syncBuffer
+	handler http.Handler
+	store   *store.Store
+	logs    *bytes.Buffer
 }
 
 func newServer(t *testing.T, token string) *server {
 	t.Helper()
 	r := rdbtest.New(t)
 	st := store.New(r.Client, r.Prefix)
-	logs := &syncBuffer{}
-	srv := httptest.NewServer(readapi.NewHandler(token, st, slog.New(slog.NewJSONHandler(logs, nil))))
-	t.Cleanup(srv.Close)
-	return &server{url: srv.URL, store: st, logs: logs}
+	logs := &bytes.Buffer{}
+	return &server{handler: readapi.NewHandler(token, st, slog.New(slog.NewJSONHandler(logs, nil))), store: st, logs: logs}
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -94,10 +74,7 @@ type answer struct {
 // is the read token unless set).
 func (s *server) get(t *testing.T, query string, headers ...string) answer {
 	t.Helper()
-	req, err := http.NewRequestWithContext(testCtx(t), http.MethodGet, s.url+"/api/activities?"+query, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	req := httptest.NewRequestWithContext(testCtx(t), http.MethodGet, "/api/activities?"+query, nil)
 	req.Header.Set("Authorization", "Bearer "+readToken)
 	for i := 0; i+1 < len(headers); i += 2 {
 		if headers[i+1] == "" {
@@ -106,16 +83,9 @@ func (s *server) get(t *testing.T, query string, headers ...string) answer {
 		}
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return answer{status: res.StatusCode, header: res.Header, body: body}
+	rec := httptest.NewRecorder()
+	s.handler.ServeHTTP(rec, req)
+	return answer{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
 }
 
 type listing struct {
@@ -230,13 +200,11 @@ func TestAuthorization(t *testing.T) {
 
 func TestMethodNotAllowed(t *testing.T) {
 	s := newServer(t, readToken)
-	req, _ := http.NewRequest(http.MethodPost, s.url+"/api/activities", nil)
+	req := httptest.NewRequest(http.MethodPost, "/api/activities", nil)
 	req.Header.Set("Authorization", "Bearer "+readToken)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
+	rec := httptest.NewRecorder()
+	s.handler.ServeHTTP(rec, req)
+	res := rec.Result()
 	if res.StatusCode != http.StatusMethodNotAllowed || res.Header.Get("Allow") != "GET, HEAD" {
 		t.Errorf("POST: %d, Allow %q; want 405, GET, HEAD", res.StatusCode, res.Header.Get("Allow"))
 	}
@@ -465,10 +433,8 @@ func (failingLister) ListActivities(context.Context, store.ActivityQuery) ([]str
 }
 
 func TestRedisDownIs503(t *testing.T) {
-	logs := &syncBuffer{}
-	srv := httptest.NewServer(readapi.NewHandler(readToken, failingLister{}, slog.New(slog.NewJSONHandler(logs, nil))))
-	defer srv.Close()
-	s := &server{url: srv.URL, logs: logs}
+	logs := &bytes.Buffer{}
+	s := &server{handler: readapi.NewHandler(readToken, failingLister{}, slog.New(slog.NewJSONHandler(logs, nil))), logs: logs}
 	a := s.get(t, "")
 	if a.status != http.StatusServiceUnavailable || bytes.Contains(a.body, []byte("6379")) {
 		t.Errorf("Redis down: %d %s; want 503 without internals", a.status, a.body)
