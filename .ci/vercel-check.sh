@@ -49,6 +49,10 @@ rm -rf .vercel
 
 echo "== vercel dev --local answers the validation GET"
 port=${VERCEL_DEV_PORT:-3999}
+# @vercel/go's dev server listens on $VERCEL_DEV_PORT when it is set: left
+# in the environment, every Go function would try to take vercel dev's own
+# port and panic ("address already in use").
+unset VERCEL_DEV_PORT
 export STRAVA_VERIFY_TOKEN=ci-verify-token REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/13} STRAVAHOOK_REDIS_PREFIX=ci-vercel-dev:
 export STRAVA_CLIENT_ID=4242 STRAVA_CLIENT_SECRET=ci-client-secret READ_TOKEN=ci-read-token-0123456789
 set -m
