@@ -15,6 +15,8 @@ fi
 vercel="$cli_dir/node_modules/.bin/vercel"
 export VERCEL_TELEMETRY_DISABLED=1 GOSUMDB=off
 
+# Logs of this run only: several checkouts may run this script at once.
+logs=$(mktemp -d /tmp/stravahook-vercel-check.XXXXXX)
 cleanup() {
   [ -n "${dev_pid:-}" ] && kill -- "-$dev_pid" 2>/dev/null || true
   rm -rf "$repo/.vercel"
@@ -25,7 +27,7 @@ echo "== vercel build (offline)"
 rm -rf .vercel
 mkdir -p .vercel
 echo '{"projectId":"prj_local","orgId":"team_local","settings":{"framework":null}}' >.vercel/project.json
-"$vercel" build --yes >/tmp/stravahook-vercel-build.log 2>&1 || { tail -40 /tmp/stravahook-vercel-build.log; echo "vercel build failed"; exit 1; }
+"$vercel" build --yes >"$logs/build.log" 2>&1 || { tail -40 "$logs/build.log"; echo "vercel build failed"; exit 1; }
 fail=0
 for f in api/*.go; do
   case "$f" in *_test.go) continue ;; esac
@@ -56,7 +58,7 @@ unset VERCEL_DEV_PORT
 export STRAVA_VERIFY_TOKEN=ci-verify-token REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/13} STRAVAHOOK_REDIS_PREFIX=ci-vercel-dev:
 export STRAVA_CLIENT_ID=4242 STRAVA_CLIENT_SECRET=ci-client-secret READ_TOKEN=ci-read-token-0123456789
 set -m
-"$vercel" dev --local --listen "$port" --yes >/tmp/stravahook-vercel-dev.log 2>&1 &
+"$vercel" dev --local --listen "$port" --yes >"$logs/dev.log" 2>&1 &
 dev_pid=$!
 set +m
 url="http://127.0.0.1:$port/api/activity_update?hub.mode=subscribe&hub.verify_token=ci-verify-token&hub.challenge=ci-challenge-42"
@@ -67,7 +69,7 @@ for _ in $(seq 1 180); do
   sleep 1
 done
 if [ "$body" != '{"hub.challenge":"ci-challenge-42"}' ]; then
-  tail -40 /tmp/stravahook-vercel-dev.log
+  tail -40 "$logs/dev.log"
   echo "vercel dev did not answer the validation GET (got: $body)"; exit 1
 fi
 echo "vercel dev answered: $body"
