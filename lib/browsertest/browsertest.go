@@ -25,6 +25,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -63,15 +64,23 @@ func Open(tb testing.TB, width, height int) *Page {
 	if bin == "" {
 		tb.Skip("no chromium installed (apt-get install chromium, as .ci/run does; or set CHROMIUM)")
 	}
+	profile, err := os.MkdirTemp("", "stravahook-chromium-")
+	if err != nil {
+		tb.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin,
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
 		"--no-first-run", "--no-default-browser-check", "--disable-extensions",
 		"--disable-background-networking", "--disable-component-update",
 		"--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-		"--user-data-dir="+tb.TempDir(),
+		"--user-data-dir="+profile,
 		fmt.Sprintf("--window-size=%d,%d", width, height),
 		"about:blank")
+	// Stopped with SIGTERM, Chromium shuts down its own helper processes,
+	// which otherwise keep writing to the profile being removed.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		tb.Fatal(err)
@@ -83,6 +92,16 @@ func Open(tb testing.TB, width, height int) *Page {
 	tb.Cleanup(func() {
 		cancel()
 		_ = cmd.Wait()
+		for attempt := 0; ; attempt++ {
+			err := os.RemoveAll(profile)
+			if err == nil || attempt == 20 {
+				if err != nil {
+					tb.Logf("remove chromium's profile: %v", err)
+				}
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	})
 	endpoint := make(chan string, 1)
 	var early strings.Builder

@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/respond"
 	"github.com/stravahook/stravahook/lib/store"
 	"github.com/stravahook/stravahook/lib/strava"
-	"github.com/stravahook/stravahook/lib/webhook"
 )
 
 // MinTokenLength is the shortest READ_TOKEN that enables the read API.
@@ -72,22 +72,22 @@ type query struct {
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.off != "" {
 		h.logger.LogAttrs(r.Context(), slog.LevelWarn, h.off, slog.String("route", "/api/activities"), slog.Int("status", http.StatusNotFound))
-		writeError(w, http.StatusNotFound, "not found")
+		respond.Error(w, http.StatusNotFound, "not found")
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, "method not allowed: use GET")
+		respond.Error(w, http.StatusMethodNotAllowed, "method not allowed: use GET")
 		return
 	}
 	if !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="stravahook"`)
-		writeError(w, http.StatusUnauthorized, "unauthorized: send Authorization: Bearer <READ_TOKEN>")
+		respond.Error(w, http.StatusUnauthorized, "unauthorized: send Authorization: Bearer <READ_TOKEN>")
 		return
 	}
 	q, err := parseQuery(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		respond.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
@@ -97,7 +97,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logger.LogAttrs(r.Context(), slog.LevelError, "list activities",
 			slog.String("route", "/api/activities"), slog.Int("status", http.StatusServiceUnavailable), slog.String("error", err.Error()))
 		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "the kept activities cannot be read right now; see the logs")
+		respond.Error(w, http.StatusServiceUnavailable, "the kept activities cannot be read right now; see the logs")
 		return
 	}
 	contentType, encode := "application/json", AppendJSON
@@ -108,7 +108,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.logger.LogAttrs(r.Context(), slog.LevelError, "encode activities",
 			slog.String("route", "/api/activities"), slog.Int("status", http.StatusInternalServerError), slog.String("error", err.Error()))
-		writeError(w, http.StatusInternalServerError, "could not encode the activities")
+		respond.Error(w, http.StatusInternalServerError, "could not encode the activities")
 		return
 	}
 	sum := sha256.Sum256(body)
@@ -222,8 +222,4 @@ func etagMatches(ifNoneMatch, etag string) bool {
 		}
 	}
 	return false
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	webhook.WriteJSON(w, status, map[string]string{"error": msg})
 }
