@@ -42,16 +42,17 @@ func TestKeepActivityWithoutTTLKeepsForMaxKeep(t *testing.T) {
 func TestActivitiesWithoutLimitListsAll(t *testing.T) {
 	s, _ := newStore(t)
 	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	for i := range int64(activitiesBatch + 5) { // more than one read batch
+	const kept = 105 // more than the API's default page
+	for i := range int64(kept) {
 		keep(t, s, activity(100+i, 1, start.Add(time.Duration(i)*time.Minute)), time.Hour)
 	}
 	for _, limit := range []int{0, -1} {
 		all, err := s.Activities(testCtx(t), 1, limit)
-		if err != nil || len(all) != activitiesBatch+5 {
-			t.Fatalf("Activities(limit %d) = %d activities, %v; want %d", limit, len(all), err, activitiesBatch+5)
+		if err != nil || len(all) != kept {
+			t.Fatalf("Activities(limit %d) = %d activities, %v; want %d", limit, len(all), err, kept)
 		}
 	}
-	if two, _ := s.Activities(testCtx(t), 1, 2); len(two) != 2 || two[0].ID != 100+activitiesBatch+4 {
+	if two, _ := s.Activities(testCtx(t), 1, 2); len(two) != 2 || two[0].ID != 100+kept-1 {
 		t.Fatalf("Activities(limit 2) = %v, want the 2 newest", activityIDs(two))
 	}
 }
