@@ -6,100 +6,75 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stravahook/stravahook/lib/queue"
-	"github.com/stravahook/stravahook/lib/store"
 	"github.com/stravahook/stravahook/lib/strava"
+	"github.com/stravahook/stravahook/lib/strava/stravatest"
 )
 
-// stravaThatHangs serves GET /api/v3/activities/{id} with Strava's
-// DetailedActivity and, while hanging is on, never answers for the ids in
-// hangIDs: the drain is then caught in the middle of its calls.
-type stravaThatHangs struct {
-	srv *httptest.Server
+// hangs holds the double's GET /api/v3/activities/{id} for the ids in
+// hangIDs, once a first GET was answered (the drain makes one call until
+// the first answer tells it the rate limit), while hanging is on: the
+// drain is then caught in the middle of its calls.
+type hangs struct {
+	strava *stravatest.Server
 
 	mu       sync.Mutex
 	hanging  bool
 	hangIDs  map[int64]bool
-	gets     map[int64]int // every GET, answered or not
-	answered int           // GETs answered 200
+	answered int           // GETs let through
 	hung     int           // GETs held right now
-	released chan struct{} // closed when the test ends: no handler outlives it
+	released chan struct{} // closed when the test ends: no call outlives it
 }
 
-func newStravaThatHangs(t *testing.T, hangIDs map[int64]bool) *stravaThatHangs {
-	s := &stravaThatHangs{hanging: true, hangIDs: hangIDs, gets: map[int64]int{}, released: make(chan struct{})}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v3/activities/{id}", func(w http.ResponseWriter, r *http.Request) {
-		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-		if err != nil {
-			stravaError(w, 404, `{"message":"Resource Not Found","errors":[{"resource":"Activity","field":"id","code":"not found"}]}`)
-			return
+func hangAt(t *testing.T, double *stravatest.Server, hangIDs map[int64]bool) *hangs {
+	h := &hangs{strava: double, hanging: true, hangIDs: hangIDs, released: make(chan struct{})}
+	double.Intercept(func(call stravatest.Call, w http.ResponseWriter, r *http.Request) bool {
+		if call.Route != stravatest.RouteActivity {
+			return false
 		}
-		s.mu.Lock()
-		s.gets[id]++
-		// The drain makes one call until the first answer tells it the rate
-		// limit: only hang once something was answered.
-		hang := s.hanging && s.hangIDs[id] && s.answered > 0
+		h.mu.Lock()
+		hang := h.hanging && h.hangIDs[call.ActivityID] && h.answered > 0
 		if hang {
-			s.hung++
+			h.hung++
+		} else {
+			h.answered++
 		}
-		s.mu.Unlock()
-		if hang {
-			select {
-			case <-r.Context().Done(): // the drain died or gave up
-			case <-s.released:
-			}
-			s.mu.Lock()
-			s.hung--
-			s.mu.Unlock()
-			return
+		h.mu.Unlock()
+		if !hang {
+			return false
 		}
-		if r.Header.Get("Authorization") != "Bearer access-1" {
-			stravaError(w, 401, `{"message":"Authorization Error","errors":[{"resource":"Athlete","field":"access_token","code":"invalid"}]}`)
-			return
+		select {
+		case <-r.Context().Done(): // the drain died or gave up
+		case <-h.released:
 		}
-		s.mu.Lock()
-		s.answered++
-		s.mu.Unlock()
-		writeJSONBody(w, 200, fmt.Sprintf(`{"id":%d,"resource_state":3,"athlete":{"id":134815,"resource_state":1},"name":"Ride %d","distance":28099.0,"moving_time":4207,"elapsed_time":4410,"total_elevation_gain":516.0,"type":"Ride","sport_type":"MountainBikeRide","start_date":"2026-11-26T12:00:00Z","start_date_local":"2026-11-26T04:00:00Z","timezone":"(GMT-08:00) America/Los_Angeles","trainer":false,"commute":false,"manual":false,"private":false,"average_speed":6.679,"max_speed":18.5,"segment_efforts":[],"laps":[]}`, id, id))
+		h.mu.Lock()
+		h.hung--
+		h.mu.Unlock()
+		return true
 	})
-	s.srv = httptest.NewServer(mux)
-	t.Cleanup(func() {
-		close(s.released)
-		s.srv.Close()
-	})
-	return s
+	t.Cleanup(func() { close(h.released) })
+	return h
 }
 
-func (s *stravaThatHangs) state() (answered, hung int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.answered, s.hung
+func (h *hangs) state() (answered, hung int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.answered, h.hung
 }
 
-func (s *stravaThatHangs) totalGets() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	total := 0
-	for _, n := range s.gets {
-		total += n
-	}
-	return total
-}
+func (h *hangs) totalGets() int { return h.strava.Calls(stravatest.RouteActivity) }
 
-func (s *stravaThatHangs) stopHanging() {
-	s.mu.Lock()
-	s.hanging = false
-	s.mu.Unlock()
+func (h *hangs) stopHanging() {
+	h.mu.Lock()
+	h.hanging = false
+	h.mu.Unlock()
 }
 
 // buildCLI builds the stravahook binary from this package.
@@ -172,15 +147,15 @@ func TestDrainKilledHalfwayLosesNothing(t *testing.T) {
 			hangIDs[firstID+int64(i)] = true
 		}
 	}
-	fake := newStravaThatHangs(t, hangIDs)
-	c.env["STRAVA_BASE_URL"] = fake.srv.URL
+	fake := hangAt(t, c.strava, hangIDs)
+	for i := range n {
+		c.strava.AddActivity(strava.DetailedActivity{ID: firstID + int64(i), Athlete: strava.MetaAthlete{ID: athlete},
+			Name: fmt.Sprintf("Ride %d", i), Type: "Ride", SportType: "Ride", StartDate: time.Now().Add(-time.Hour)})
+	}
 
 	ctx := context.Background()
 	st := c.store()
-	if err := st.SaveAthlete(ctx, store.Athlete{ID: athlete, Name: "Jane Doe", AccessToken: "access-1", RefreshToken: "refresh-1",
-		ExpiresAt: time.Now().Add(6 * time.Hour), Scope: "read,activity:read_all"}); err != nil {
-		t.Fatal(err)
-	}
+	saveJane(t, c)
 	q := queue.New(c.redis.Client, c.redis.Prefix+"queue:")
 	events := make([]strava.Event, n)
 	for i := range events {
@@ -308,10 +283,8 @@ func TestDrainKilledHalfwayLosesNothing(t *testing.T) {
 	if s, err := q.Stats(ctx); err != nil || s.Ready != 0 || s.Delayed != 0 || s.Dead != 0 || s.Leased != 0 {
 		t.Errorf("queue after the second drain = %+v, %v; want empty", s, err)
 	}
-	fake.mu.Lock()
-	defer fake.mu.Unlock()
 	for _, ev := range events {
-		if got := fake.gets[ev.ObjectID]; got < 1 || got > 2 {
+		if got := c.strava.ActivityCalls(ev.ObjectID); got < 1 || got > 2 {
 			t.Errorf("activity %d fetched %d times, want 1 or 2", ev.ObjectID, got)
 		}
 	}

@@ -23,6 +23,8 @@ import (
 	"github.com/stravahook/stravahook/lib/notify"
 	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/store"
+	"github.com/stravahook/stravahook/lib/strava"
+	"github.com/stravahook/stravahook/lib/strava/stravatest"
 )
 
 const cliNotifySecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -82,18 +84,22 @@ func (r *notifyReceiver) set(status int, hold bool) {
 	r.mu.Unlock()
 }
 
-// saveJane stores the athlete stravaThatHangs serves, with its tokens.
+// saveJane stores Jane as connected, with tokens the Strava double issued.
 func saveJane(t *testing.T, c *cli) {
 	t.Helper()
-	if err := c.store().SaveAthlete(context.Background(), store.Athlete{ID: 134815, Name: "Jane Doe", AccessToken: "access-1",
-		RefreshToken: "refresh-1", ExpiresAt: time.Now().Add(6 * time.Hour), Scope: "read,activity:read_all"}); err != nil {
+	tok := c.strava.IssueToken(134815, "")
+	if err := c.store().SaveAthlete(context.Background(), store.Athlete{ID: 134815, Name: "Jane Doe", AccessToken: tok.AccessToken,
+		RefreshToken: tok.RefreshToken, ExpiresAt: tok.ExpiresAt, Scope: tok.Scope}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// postEvent POSTs a Strava event to the intake, as Strava does.
+// postEvent has Jane upload activityID at the Strava double and POSTs its
+// event to the intake, as Strava does.
 func postEvent(t *testing.T, c *cli, activityID int64) {
 	t.Helper()
+	c.strava.AddActivity(strava.DetailedActivity{ID: activityID, Athlete: strava.MetaAthlete{ID: 134815},
+		Name: "Lunch Ride", Type: "Ride", SportType: "Ride", Distance: 28099, StartDate: time.Now().Add(-time.Hour).Truncate(time.Second)})
 	cfg, err := app.LoadConfig(func(k string) string { return c.env[k] })
 	if err != nil {
 		t.Fatal(err)
@@ -112,19 +118,15 @@ func postEvent(t *testing.T, c *cli, activityID int64) {
 	}
 }
 
-// stravaAnswer is what stravaThatHangs answers for id (its handler's
-// format), to compare with the notification's activity byte for byte.
-func stravaAnswer(t *testing.T, fake *stravaThatHangs, id int64) string {
+// stravaAnswer is Strava's answer for activity id, byte for byte, to
+// compare with the notification's activity.
+func stravaAnswer(t *testing.T, c *cli, id int64) string {
 	t.Helper()
-	req, _ := http.NewRequest("GET", fake.srv.URL+"/api/v3/activities/"+strconv.FormatInt(id, 10), nil)
-	req.Header.Set("Authorization", "Bearer access-1")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	body, ok := c.strava.ActivityJSON(id)
+	if !ok {
+		t.Fatalf("no activity %d at Strava", id)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return strings.TrimSpace(string(b))
+	return string(body)
 }
 
 // Event POSTed → drain → the endpoint got exactly one activity.created
@@ -134,9 +136,6 @@ func stravaAnswer(t *testing.T, fake *stravaThatHangs, id int64) string {
 func TestNotificationEndToEnd(t *testing.T) {
 	const activityID = 17000000001
 	c := newCLI(t)
-	fake := newStravaThatHangs(t, nil)
-	fake.stopHanging()
-	c.env["STRAVA_BASE_URL"] = fake.srv.URL
 	rcv := newNotifyReceiver(t)
 	c.env["NOTIFY_URL"] = rcv.srv.URL + "/hooks/strava"
 	c.env["NOTIFY_SECRET"] = cliNotifySecret
@@ -181,7 +180,7 @@ func TestNotificationEndToEnd(t *testing.T) {
 	if _, err := time.Parse(time.RFC3339, body.Timestamp); err != nil {
 		t.Errorf("timestamp %q is not RFC 3339", body.Timestamp)
 	}
-	if want := stravaAnswer(t, fake, activityID); string(body.Data.Activity) != want {
+	if want := stravaAnswer(t, c, activityID); string(body.Data.Activity) != want {
 		t.Errorf("activity\n got %s\nwant Strava's answer %s", body.Data.Activity, want)
 	}
 	if ct, ua := n.header.Get("Content-Type"), n.header.Get("User-Agent"); ct != "application/json" || !strings.Contains(ua, "stravahook") {
@@ -228,9 +227,6 @@ func TestDrainKilledBeforeDeliveryStillNotifies(t *testing.T) {
 	const activityID = 17000000002
 	bin := buildCLI(t)
 	c := newCLI(t)
-	fake := newStravaThatHangs(t, nil)
-	fake.stopHanging()
-	c.env["STRAVA_BASE_URL"] = fake.srv.URL
 	rcv := newNotifyReceiver(t)
 	rcv.set(0, true) // the delivery hangs: the drain is caught after the Strava work
 	c.env["NOTIFY_URL"] = rcv.srv.URL
@@ -252,8 +248,8 @@ func TestDrainKilledBeforeDeliveryStillNotifies(t *testing.T) {
 	if err := <-exited; err == nil {
 		t.Fatalf("the killed drain exited 0\n%s\n%s", childOut, childErr)
 	}
-	if fake.totalGets() != 1 {
-		t.Fatalf("%d Strava calls, want 1", fake.totalGets())
+	if c.strava.Calls(stravatest.RouteActivity) != 1 {
+		t.Fatalf("%d Strava calls, want 1", c.strava.Calls(stravatest.RouteActivity))
 	}
 	code, out, _ := c.run("queue", "status", "-json")
 	var qs struct {
@@ -294,8 +290,8 @@ func TestDrainKilledBeforeDeliveryStillNotifies(t *testing.T) {
 	if err := ref.Verify(got[1].body, got[1].header); err != nil {
 		t.Errorf("redelivery does not verify: %v", err)
 	}
-	if fake.totalGets() != 1 {
-		t.Errorf("%d Strava calls in all, want 1", fake.totalGets())
+	if c.strava.Calls(stravatest.RouteActivity) != 1 {
+		t.Errorf("%d Strava calls in all, want 1", c.strava.Calls(stravatest.RouteActivity))
 	}
 }
 
