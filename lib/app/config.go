@@ -10,8 +10,8 @@ import (
 // DefaultPrefix is where every stravahook key lives in Redis.
 const DefaultPrefix = "stravahook:"
 
-// Config is everything read from the environment (see SPEC.md). No field is
-// ever logged whole: several are secrets.
+// Config is everything read from the environment (README.md lists the
+// variables). No field is ever logged whole: several are secrets.
 type Config struct {
 	VerifyToken    string // STRAVA_VERIFY_TOKEN
 	ClientID       string // STRAVA_CLIENT_ID

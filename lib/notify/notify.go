@@ -45,7 +45,7 @@ import (
 	"time"
 )
 
-// Notification types (SPEC.md, "Notifications").
+// Notification types: the "type" of each notification's payload.
 const (
 	TypeActivityCreated     = "activity.created"
 	TypeActivityUpdated     = "activity.updated"

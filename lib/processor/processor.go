@@ -568,8 +568,8 @@ func (d *drain) failMessage(ctx context.Context, m queue.Message, what, cause st
 }
 
 // backoff is the wait before retrying after failed attempt n (1-based):
-// d = BackoffBase·2^(n-1) capped at MaxBackoff, jittered within [d/2, d]
-// so that events failed together do not come back together.
+// d = BackoffBase·2^(n-1), jittered within [d, 1.5·d] so that events failed
+// together do not come back together, and capped at MaxBackoff.
 func (d *drain) backoff(attempt int) time.Duration {
 	delay := MaxBackoff
 	if shift := attempt - 1; shift < 30 {
@@ -577,7 +577,6 @@ func (d *drain) backoff(attempt int) time.Duration {
 			delay = b
 		}
 	}
-	// Jitter only lengthens the wait: SPEC.md asks for a base of at least
-	// 30 s, so no retry comes sooner than the base.
+	// Jitter only lengthens the wait: no retry comes sooner than d.
 	return min(delay+rand.N(delay/2+1), MaxBackoff)
 }

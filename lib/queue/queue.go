@@ -72,7 +72,7 @@ const (
 	deadBase int64 = 200_000_000_000_000 // buried at t: deadBase + t
 )
 
-// Defaults of WithDeadRetention: SPEC.md's 30 days, and a cap that keeps
+// Defaults of WithDeadRetention: 30 days, and a cap that keeps
 // the dead list to a few megabytes.
 const (
 	DefaultDeadMaxAge = 30 * 24 * time.Hour

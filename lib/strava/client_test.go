@@ -23,7 +23,7 @@ const (
 	testRefreshToken = "e5n567567b8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"
 )
 
-// Strava's answers, as documented (see /work/shared/strava/README.md).
+// Strava's answers, as its API reference documents them.
 const (
 	body401 = `{"message":"Authorization Error","errors":[{"resource":"Athlete","field":"access_token","code":"invalid"}]}`
 	body404 = `{"message":"Record Not Found","errors":[{"resource":"Activity","field":"id","code":"not found"}]}`

@@ -159,14 +159,11 @@ func TestDrainKilledHalfwayLosesNothing(t *testing.T) {
 	q := queue.New(c.redis.Client, c.redis.Prefix+"queue:")
 	events := make([]strava.Event, n)
 	for i := range events {
-		// As the intake queues them (lib/webhook): id = Key(), payload = the event's JSON.
+		// As the intake queues them (lib/webhook): id = Key(), payload =
+		// Payload(), which for a create is nil (the key is the whole event).
 		ev := strava.Event{ObjectType: strava.ObjectActivity, ObjectID: firstID + int64(i), AspectType: strava.AspectCreate,
 			OwnerID: athlete, SubscriptionID: 120475, EventTime: time.Now().Unix()}
-		payload, err := json.Marshal(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if added, err := q.Enqueue(ctx, ev.Key(), payload); err != nil || !added {
+		if added, err := q.Enqueue(ctx, ev.Key(), ev.Payload()); err != nil || !added {
 			t.Fatalf("Enqueue(%s) = %v, %v", ev.Key(), added, err)
 		}
 		events[i] = ev

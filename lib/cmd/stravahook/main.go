@@ -1,7 +1,7 @@
 // Command stravahook runs stravahook outside Vercel and manages it: serve
 // every route locally, drain the queue, manage the Strava subscription and
 // athletes, and look at the queue and the kept activities. Each command
-// reads the same environment variables as the Vercel functions (SPEC.md).
+// reads the same environment variables as the Vercel functions (README.md).
 //
 // Exit status: 0 success, 1 failure, 2 bad usage.
 package main

@@ -16,6 +16,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -72,6 +74,62 @@ func (r *Redis) Keys(t testing.TB) []string {
 		t.Fatalf("scan keys: %v", err)
 	}
 	return keys
+}
+
+// KeysHolding lists this test's keys whose name or content contains
+// needle: a test can check that a value (a payload, a token) is gone
+// without depending on which keys the code keeps.
+func (r *Redis) KeysHolding(t testing.TB, needle string) []string {
+	t.Helper()
+	ctx := context.Background()
+	c := r.Client
+	var out []string
+	for _, key := range r.Keys(t) {
+		kind, err := c.Do(ctx, c.B().Type().Key(key).Build()).ToString()
+		if err != nil {
+			t.Fatalf("TYPE %s: %v", key, err)
+		}
+		var cmd rueidis.Completed
+		switch kind {
+		case "string":
+			cmd = c.B().Get().Key(key).Build()
+		case "hash":
+			cmd = c.B().Hgetall().Key(key).Build()
+		case "zset":
+			cmd = c.B().Zrange().Key(key).Min("0").Max("-1").Build()
+		case "set":
+			cmd = c.B().Smembers().Key(key).Build()
+		case "list":
+			cmd = c.B().Lrange().Key(key).Start(0).Stop(-1).Build()
+		default:
+			continue // expired meanwhile ("none")
+		}
+		var content []string
+		switch res := c.Do(ctx, cmd); kind {
+		case "string":
+			v, err := res.ToString()
+			if err != nil && !rueidis.IsRedisNil(err) {
+				t.Fatalf("read %s: %v", key, err)
+			}
+			content = []string{v}
+		case "hash":
+			fields, err := res.AsStrMap()
+			if err != nil {
+				t.Fatalf("read %s: %v", key, err)
+			}
+			for f, v := range fields {
+				content = append(content, f, v)
+			}
+		default:
+			if content, err = res.AsStrSlice(); err != nil {
+				t.Fatalf("read %s: %v", key, err)
+			}
+		}
+		if strings.Contains(key, needle) || slices.ContainsFunc(content, func(v string) bool { return strings.Contains(v, needle) }) {
+			out = append(out, key)
+		}
+	}
+	return out
 }
 
 func (r *Redis) scan() ([]string, error) {
