@@ -16,6 +16,7 @@ import (
 
 	"github.com/stravahook/stravahook/lib/connect"
 	"github.com/stravahook/stravahook/lib/notify"
+	"github.com/stravahook/stravahook/lib/promptdrain"
 	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/readapi"
 	"github.com/stravahook/stravahook/lib/store"
@@ -35,13 +36,33 @@ type App struct {
 	Notifier *notify.Notifier
 
 	subscription *subscriptionCache
+	// trigger starts prompt drains from the intake; promptBase is where
+	// (empty: the event's request tells).
+	trigger    *promptdrain.Trigger
+	promptBase string
 
 	once sync.Once
 	mux  *http.ServeMux
 }
 
+// Option tunes an App.
+type Option func(*options)
+
+type options struct{ promptBase string }
+
+// WithPromptDrainBase makes the intake send its prompt-drain requests to
+// base (e.g. serve's own listening address) instead of the configured
+// PUBLIC_URL or the event's request.
+func WithPromptDrainBase(base string) Option {
+	return func(o *options) { o.promptBase = base }
+}
+
 // New wires an App over an open Redis client.
-func New(cfg Config, redis rueidis.Client, logger *slog.Logger) *App {
+func New(cfg Config, redis rueidis.Client, logger *slog.Logger, opts ...Option) *App {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	st := store.New(redis, cfg.RedisPrefix)
 	a := &App{
 		cfg:    cfg,
@@ -56,6 +77,16 @@ func New(cfg Config, redis rueidis.Client, logger *slog.Logger) *App {
 	}
 	a.Notifier = notify.New(redis, cfg.RedisPrefix+"notify:", notify.ConfigFromEnv(cfg.NotifyURL, cfg.NotifySecret), logger)
 	a.subscription = &subscriptionCache{fixed: cfg.SubscriptionID, load: st.SubscriptionID, ttl: 30 * time.Second}
+	a.promptBase = cfg.PromptDrainBase()
+	if o.promptBase != "" {
+		a.promptBase = o.promptBase
+	}
+	a.trigger = promptdrain.NewTrigger(promptdrain.TriggerConfig{
+		Secret:       cfg.CronSecret,
+		Off:          !cfg.PromptDrain,
+		BaseURL:      a.promptBase,
+		BypassSecret: cfg.BypassSecret,
+	}, logger)
 	return a
 }
 
@@ -66,7 +97,7 @@ func (a *App) Config() Config { return a.cfg }
 // event POST.
 func (a *App) ActivityUpdate() http.Handler {
 	return webhook.NewHandler(
-		webhook.Config{VerifyToken: a.cfg.VerifyToken, QueueUpdates: a.cfg.QueueUpdates},
+		webhook.Config{VerifyToken: a.cfg.VerifyToken, QueueUpdates: a.cfg.QueueUpdates, Queued: a.trigger.EventQueued},
 		a.Queue, a.subscription.Get, a.logger)
 }
 

@@ -28,6 +28,12 @@ type Config struct {
 	NotifyURL      string // NOTIFY_URL: comma-separated http(s) endpoints (lib/notify)
 	NotifySecret   string // NOTIFY_SECRET: whsec_… (space-separated during a rotation)
 	ReadToken      string // READ_TOKEN: turns GET /api/activities on (>= 16 characters)
+
+	// Prompt drains (lib/promptdrain).
+	PromptDrain         bool   // STRAVAHOOK_PROMPT_DRAIN: on unless "off"
+	VercelEnv           string // VERCEL_ENV: production, preview or development
+	VercelProductionURL string // VERCEL_PROJECT_PRODUCTION_URL: host of the production domain, no scheme
+	BypassSecret        string // VERCEL_AUTOMATION_BYPASS_SECRET, sent as x-vercel-protection-bypass
 }
 
 // LoadConfig reads the environment through getenv. It fails only on values
@@ -46,6 +52,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		NotifyURL:     strings.TrimSpace(getenv("NOTIFY_URL")),
 		NotifySecret:  strings.TrimSpace(getenv("NOTIFY_SECRET")),
 		ReadToken:     strings.TrimSpace(getenv("READ_TOKEN")),
+
+		PromptDrain:         true,
+		VercelEnv:           strings.TrimSpace(getenv("VERCEL_ENV")),
+		VercelProductionURL: strings.TrimSpace(getenv("VERCEL_PROJECT_PRODUCTION_URL")),
+		BypassSecret:        strings.TrimSpace(getenv("VERCEL_AUTOMATION_BYPASS_SECRET")),
 	}
 	for _, name := range []string{"REDIS_URL", "KV_URL"} {
 		if v := strings.TrimSpace(getenv(name)); v != "" {
@@ -76,7 +87,28 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 		c.QueueUpdates = b
 	}
+	switch v := strings.ToLower(strings.TrimSpace(getenv("STRAVAHOOK_PROMPT_DRAIN"))); v {
+	case "", "on", "true", "1":
+	case "off", "false", "0":
+		c.PromptDrain = false
+	default:
+		return Config{}, fmt.Errorf("STRAVAHOOK_PROMPT_DRAIN must be on or off, got %q", v)
+	}
 	return c, nil
+}
+
+// PromptDrainBase is where the intake sends its prompt-drain request:
+// PUBLIC_URL, else the production domain Vercel names (not under `vercel
+// dev`, which serves on localhost), else "" (the event's request tells).
+func (c Config) PromptDrainBase() string {
+	switch {
+	case c.PublicURL != "":
+		return c.PublicURL
+	case c.VercelProductionURL != "" && c.VercelEnv != "development":
+		host := strings.TrimPrefix(strings.TrimPrefix(c.VercelProductionURL, "https://"), "http://")
+		return "https://" + strings.TrimRight(host, "/")
+	}
+	return ""
 }
 
 // NeedStravaApp says which of our application's credentials, needed by

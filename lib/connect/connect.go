@@ -18,7 +18,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -26,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/baseurl"
 	"github.com/stravahook/stravahook/lib/store"
 	"github.com/stravahook/stravahook/lib/strava"
 )
@@ -138,54 +138,16 @@ func parsePublicURL(raw string) (*origin, error) {
 	return &origin{base: u.Scheme + "://" + u.Host + u.EscapedPath(), secure: u.Scheme == "https"}, nil
 }
 
-var errBadHost = errors.New("cannot tell this deployment's address from the request's Host / X-Forwarded-Host; set PUBLIC_URL")
-
-// origin is PublicURL, else what the request says: Vercel's proxy sets
-// X-Forwarded-Proto and X-Forwarded-Host; without them (stravahook serve)
-// r.TLS and r.Host tell.
+// origin is PublicURL, else what the request says (see baseurl).
 func (p *Pages) origin(r *http.Request) (origin, error) {
 	if p.public != nil {
 		return *p.public, nil
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
+	base, err := baseurl.FromRequest(r)
+	if err != nil {
+		return origin{}, err
 	}
-	if proto := strings.ToLower(firstValue(r.Header.Get("X-Forwarded-Proto"))); proto == "http" || proto == "https" {
-		scheme = proto
-	}
-	host := r.Host
-	if fwd := firstValue(r.Header.Get("X-Forwarded-Host")); fwd != "" {
-		host = fwd
-	}
-	if !validHost(host) {
-		return origin{}, errBadHost
-	}
-	return origin{base: scheme + "://" + host, secure: scheme == "https"}, nil
-}
-
-// firstValue is the first of a proxy header's comma-separated values: the
-// one the client-facing proxy set.
-func firstValue(v string) string {
-	v, _, _ = strings.Cut(v, ",")
-	return strings.TrimSpace(v)
-}
-
-// validHost accepts host[:port], IPv6 literals included, and nothing that
-// could change the meaning of the URL it is put in.
-func validHost(h string) bool {
-	if h == "" || len(h) > 255 {
-		return false
-	}
-	for _, c := range h {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.ContainsRune(".-_:[]", c):
-		default:
-			return false
-		}
-	}
-	return true
+	return origin{base: base, secure: strings.HasPrefix(base, "https:")}, nil
 }
 
 // misconfiguration says which settings the pages lack, or "" when none.

@@ -103,6 +103,16 @@ type Config struct {
 	// event's work, stored before the event is acked and delivered after
 	// the Strava work (notify.go).
 	Notifier *notify.Notifier
+	// Settle makes each claim wait until the oldest ready event has been
+	// ready this long, so that an update or delete right behind a create is
+	// claimed, and coalesced, with it (prompt drains; default 0: claim at
+	// once).
+	Settle time.Duration
+	// Idle, when set, is asked what to do when a claim finds nothing: the
+	// drain waits the duration it returns and claims again, or ends when it
+	// returns 0. The waits count against the budget. Prompt drains use it to
+	// keep watching the queue for a moment (see lib/promptdrain).
+	Idle func(ctx context.Context) time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -339,18 +349,41 @@ func (d *drain) run(ctx context.Context) error {
 		}
 
 		rctx, cancel = context.WithTimeout(ctx, redisTimeout)
-		msgs, err := d.p.queue.Claim(rctx, d.p.cfg.BatchSize, d.p.cfg.Lease)
+		msgs, err := d.p.queue.ClaimSettled(rctx, d.p.cfg.BatchSize, d.p.cfg.Lease, d.p.cfg.Settle)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("drain: %w", err)
 		}
 		if len(msgs) == 0 {
-			return nil
+			if !d.idle(ctx) {
+				return nil
+			}
+			continue
 		}
 		d.count(func(s *Summary) { s.Claimed += len(msgs) })
 		if err := d.batch(ctx, msgs); err != nil {
 			return err
 		}
+	}
+}
+
+// idle waits as long as Config.Idle asks, within the budget, and says
+// whether to claim again.
+func (d *drain) idle(ctx context.Context) bool {
+	if d.p.cfg.Idle == nil {
+		return false
+	}
+	wait := min(d.p.cfg.Idle(ctx), d.p.cfg.Budget-time.Since(d.start))
+	if wait <= 0 {
+		return false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return true // the loop reports the interruption
 	}
 }
 

@@ -163,13 +163,16 @@ type Message struct {
 // claim took it (or it was already acked): the caller's result is stale.
 var ErrLeaseLost = errors.New("queue: lease lost")
 
-// claimScript leases up to max ready events, oldest first.
+// claimScript leases up to max ready events, oldest first, once the oldest
+// has been ready since ARGV[5].
 //
 //	KEYS[1] pending   KEYS[2] payloads   KEYS[3] claims   KEYS[4] attempts   KEYS[5] queued
 //	ARGV[1] now (ms)   ARGV[2] lease end (ms)   ARGV[3] max   ARGV[4] claim token
+//	ARGV[5] the oldest must be ready at or before this (ms; now for Claim)
 //
 // Returns a flat list: id, payload, attempts, id, payload, attempts, …
-// (an empty payload for an event enqueued without one). Moving the score
+// (an empty payload for an event enqueued without one), or nothing when
+// the oldest ready event is younger than ARGV[5] allows. Moving the score
 // to the lease end is what hides the event from other drains; doing it in
 // the same script as the read makes two concurrent claims disjoint. The
 // score before the first claim is when the event was queued: it is kept
@@ -177,6 +180,9 @@ var ErrLeaseLost = errors.New("queue: lease lost")
 // a retry or a hold moved the score (the intake writes nothing for it).
 var claimScript = rueidis.NewLuaScript(`
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+if #ids == 0 or tonumber(ids[2]) > tonumber(ARGV[5]) then
+  return {}
+end
 local out = {}
 for i = 1, #ids, 2 do
   local id = ids[i]
@@ -193,14 +199,26 @@ return out
 // Claim leases up to max ready events for lease. Until the lease ends or
 // the events are acked, failed or released, no other claim returns them.
 func (q *Queue) Claim(ctx context.Context, max int, lease time.Duration) ([]Message, error) {
+	return q.ClaimSettled(ctx, max, lease, 0)
+}
+
+// ClaimSettled is Claim once the oldest ready event has been ready for
+// settle, and nothing before: a prompt drain gives the update or delete
+// that often follows a create within a moment the time to arrive, so that
+// both are claimed (and coalesced) together.
+func (q *Queue) ClaimSettled(ctx context.Context, max int, lease, settle time.Duration) ([]Message, error) {
 	if max <= 0 {
 		return nil, nil
 	}
 	token := newToken()
 	now := q.now()
+	oldestBy := now
+	if settle > 0 {
+		oldestBy = now.Add(-settle)
+	}
 	flat, err := claimScript.Exec(ctx, q.client,
 		[]string{q.keys.pending, q.keys.payloads, q.keys.claims, q.keys.attempts, q.keys.queued},
-		[]string{ms(now), ms(now.Add(lease)), strconv.Itoa(max), token},
+		[]string{ms(now), ms(now.Add(lease)), strconv.Itoa(max), token, ms(oldestBy)},
 	).ToArray()
 	if err != nil {
 		return nil, fmt.Errorf("claim events: %w", err)

@@ -530,3 +530,26 @@ func TestEnqueueMixedBatch(t *testing.T) {
 		}
 	}
 }
+
+// A prompt drain claims nothing until the oldest ready event has settled,
+// then everything ready: a delete right behind its create comes along.
+func TestClaimSettledWaitsForTheOldestThenTakesAll(t *testing.T) {
+	q, c, _ := setup(t)
+	ctx := context.Background()
+	mustEnqueue(t, q, "create")
+	c.Advance(800 * time.Millisecond)
+	mustEnqueue(t, q, "delete")
+	got, err := q.ClaimSettled(ctx, 10, time.Minute, time.Second)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("claimed %v, %v before the oldest settled (0.8 s of 1 s)", ids(got), err)
+	}
+	c.Advance(200 * time.Millisecond)
+	got, err = q.ClaimSettled(ctx, 10, time.Minute, time.Second)
+	if err != nil || strings.Join(ids(got), ",") != "create,delete" {
+		t.Fatalf("claimed %v, %v once the oldest settled; want create,delete", ids(got), err)
+	}
+	mustEnqueue(t, q, "later")
+	if got, _ := q.Claim(ctx, 10, time.Minute); strings.Join(ids(got), ",") != "later" {
+		t.Fatalf("Claim (no settling) = %v, want later at once", ids(got))
+	}
+}

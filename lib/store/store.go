@@ -15,6 +15,9 @@
 //	activity:{id}              STRING  ≤ MaxKeep                     JSON of strava.DetailedActivity
 //	ratelimited_until          STRING  expires at the time it holds  unix ms at which Strava's rate-limit window ends
 //	subscription_id            STRING  none                          the id of our push subscription
+//	prompt_drain               STRING  the drain's longest run       random token of the prompt drain running now
+//	prompt_drain_wanted        STRING  a few seconds                 "another prompt drain was asked for meanwhile"
+//	last_drain                 STRING  none                          JSON of the last drain's time, trigger and counts
 //
 // Multi-key updates are Lua scripts (one round trip, atomic), each declaring
 // every key it touches in KEYS. Keys are not hash-tagged: stravahook talks
@@ -41,6 +44,9 @@ const (
 	keyActivity         = "activity:"               // + id: STRING JSON, PX ≤ MaxKeep
 	keyRateLimitedUntil = "ratelimited_until"       // STRING unix ms, PXAT itself
 	keySubscriptionID   = "subscription_id"         // STRING id
+	keyPromptDrain      = "prompt_drain"            // STRING token, PX the lease
+	keyPromptWanted     = "prompt_drain_wanted"     // STRING "1", PX how long to keep watching
+	keyLastDrain        = "last_drain"              // STRING JSON of LastDrain
 )
 
 // ErrNotFound is returned (wrapped) when the athlete or activity asked for

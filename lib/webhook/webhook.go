@@ -43,6 +43,10 @@ type Config struct {
 	VerifyToken string
 	// QueueUpdates queues activity updates too (STRAVA_QUEUE_UPDATES).
 	QueueUpdates bool
+	// Queued, when set, is called once an event was newly queued (not a
+	// duplicate, not ignored), before the answer: it starts a prompt drain
+	// (lib/promptdrain) and must return within a few hundred ms.
+	Queued func(r *http.Request)
 }
 
 // NewHandler returns the handler for /api/activity_update.
@@ -116,6 +120,9 @@ func (h *handler) receive(w http.ResponseWriter, r *http.Request) {
 	outcome := ""
 	if err == nil {
 		outcome, status, err = h.enqueue(r.Context(), ev)
+	}
+	if err == nil && outcome == outcomeQueued && h.cfg.Queued != nil {
+		h.cfg.Queued(r)
 	}
 	attrs := make([]slog.Attr, 0, 11)
 	attrs = append(attrs, slog.Int("status", status))

@@ -51,6 +51,9 @@ func TestFromZeroToTheFirstNotification(t *testing.T) {
 	fake := c.strava
 	fake.SetPushRetryDelay(0)
 	c.env["CRON_SECRET"] = "cron-secret-e2e"
+	// This drains through the route by hand (step 5); prompt drains have
+	// their own test (prompt_test.go).
+	c.env["STRAVAHOOK_PROMPT_DRAIN"] = "off"
 	base := startServe(t, c.env)
 
 	// 1. The subscription: Strava validates our callback while we wait.

@@ -31,7 +31,7 @@ func processCommand() command {
 						}
 						return fmt.Sprintf("draining… %d ready, %d leased, %d delayed", st.Ready, st.Leased, st.Delayed)
 					})
-					sum, err := a.Drain(ctx, *budget)
+					sum, err := a.Drain(ctx, *budget, app.TriggerCLI)
 					stop()
 					if err != nil {
 						return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stravahook/stravahook/lib/app"
 	"github.com/stravahook/stravahook/lib/notify"
+	"github.com/stravahook/stravahook/lib/store"
 )
 
 func queueStatusCommand() command {
@@ -34,6 +35,10 @@ func queueStatusCommand() command {
 					if err != nil {
 						return err
 					}
+					last, err := a.Store.LastDrain(ctx)
+					if err != nil {
+						return err
+					}
 					if *asJSON {
 						out := struct {
 							Ready              int64   `json:"ready"`
@@ -43,9 +48,10 @@ func queueStatusCommand() command {
 							Dead               int64   `json:"dead"`
 							OldestReadySeconds float64 `json:"oldest_ready_seconds"`
 							RecentDead         any     `json:"recent_dead"`
+							LastDrain          any     `json:"last_drain"`
 							// Notifications are per endpoint (notify status).
 							Notifications []notify.EndpointStats `json:"notifications,omitempty"`
-						}{s.Ready, s.Delayed, s.Leased, s.Held, s.Dead, s.OldestReadySeconds, dead, notifications}
+						}{s.Ready, s.Delayed, s.Leased, s.Held, s.Dead, s.OldestReadySeconds, dead, last, notifications}
 						if out.RecentDead == nil || len(dead) == 0 {
 							out.RecentDead = []any{}
 						}
@@ -69,6 +75,7 @@ func queueStatusCommand() command {
 					if len(notifications) > 0 {
 						writeNotifyStats(e.stdout, notifications)
 					}
+					printLastDrain(e, last)
 					return nil
 				})
 			}
@@ -108,4 +115,19 @@ func queueRedriveCommand() command {
 			}
 		},
 	}
+}
+
+// printLastDrain says when the last drain ran and what started it.
+func printLastDrain(e env, last *store.LastDrain) {
+	if last == nil {
+		fmt.Fprintln(e.stdout, "last drain: none recorded")
+		return
+	}
+	fmt.Fprintf(e.stdout, "last drain: %s (%s ago), trigger %s: claimed %d, kept %d, deleted %d in %d ms",
+		last.At.UTC().Format(time.RFC3339), time.Since(last.At).Round(time.Second), last.Trigger,
+		last.Claimed, last.Kept, last.Deleted, last.DurationMS)
+	if last.Error != "" {
+		fmt.Fprintf(e.stdout, "; error: %s", last.Error)
+	}
+	fmt.Fprintln(e.stdout)
 }

@@ -155,7 +155,8 @@ func drainLoop(ctx context.Context, a *app.App, every time.Duration, out io.Writ
 			return
 		case <-tick.C:
 		}
-		sum, err := a.Drain(ctx, min(every, processor.DefaultBudget))
+		// The periodic drain stands in for Vercel Cron: its trigger is cron.
+		sum, err := a.Drain(ctx, min(every, processor.DefaultBudget), app.TriggerCron)
 		if ctx.Err() != nil {
 			return
 		}
@@ -168,7 +169,7 @@ func drainLoop(ctx context.Context, a *app.App, every time.Duration, out io.Writ
 		}
 		lastErr = ""
 		if sum.Claimed > 0 {
-			fmt.Fprintf(out, "drain: %s\n", summaryLine(sum))
+			fmt.Fprintf(out, "drain: %s\n", summaryLine(sum.Summary))
 		}
 	}
 }

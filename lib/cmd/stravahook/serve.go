@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/stravahook/stravahook/lib/app"
@@ -98,7 +99,9 @@ func serve(ctx context.Context, e env, opts serveOptions) error {
 	logs := newLogBuffer(e.stderr, 200*time.Millisecond)
 	defer logs.Close()
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	a := app.New(cfg, client, logger)
+	// Prompt drains: the intake asks this very server, over loopback,
+	// whatever PUBLIC_URL says (it may be a tunnel for Strava's calls).
+	a := app.New(cfg, client, logger, app.WithPromptDrainBase("http://"+loopback(tcpLn.Addr().(*net.TCPAddr))))
 
 	handler := withStaticSite(a.Routes(), site)
 	if sb != nil {
@@ -162,4 +165,17 @@ func withStaticSite(routes, site http.Handler) http.Handler {
 	mux.Handle("/api/", routes)
 	mux.Handle("/", site)
 	return mux
+}
+
+// loopback is how this machine reaches a listener on addr: a wildcard
+// address (0.0.0.0, ::) is reached on the loopback address.
+func loopback(addr *net.TCPAddr) string {
+	ip := addr.IP
+	switch {
+	case ip == nil || ip.IsUnspecified() && ip.To4() != nil:
+		ip = net.IPv4(127, 0, 0, 1)
+	case ip.IsUnspecified():
+		ip = net.IPv6loopback
+	}
+	return net.JoinHostPort(ip.String(), strconv.Itoa(addr.Port))
 }

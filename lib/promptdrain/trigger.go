@@ -1,0 +1,237 @@
+// Package promptdrain owns prompt drains: a drain started by the intake
+// right after it queued an event, so that an activity is fetched within
+// seconds instead of at the next cron (once a day on Vercel's Hobby plan).
+// The queue stays the source of truth and the cron the backstop.
+//
+// It has two halves:
+//
+//   - Trigger, in the intake: after an event was queued it sends one
+//     request to our own /api/process_events?trigger=prompt with the cron
+//     secret, waits only until that request is written (a Vercel Go
+//     function freezes when its handler returns), never longer than
+//     SendBudget, and sends at most one per instance every Interval.
+//   - Drain, in /api/process_events: one prompt drain runs at a time (a
+//     short Redis lease); a second one steps aside at once, leaving the
+//     first a note to keep watching. The running one claims once the
+//     oldest ready event has waited Settle (so that a create and the
+//     update or delete right behind it are claimed, and coalesced,
+//     together), and watches the queue for Interval + Settle, long enough
+//     to claim every event whose trigger the per-instance bound held back.
+package promptdrain
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptrace"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stravahook/stravahook/lib/baseurl"
+)
+
+// Timing of prompt drains.
+const (
+	// Interval is the least time between two triggers of one instance.
+	Interval = 2 * time.Second
+	// SendBudget is the most the intake spends on a trigger.
+	SendBudget = 250 * time.Millisecond
+	// Settle is how long a prompt drain lets the oldest new event wait
+	// before claiming: Strava often sends an update (a rename) or a delete
+	// a moment after the create.
+	Settle = time.Second
+	// poll is how often a watching prompt drain claims again.
+	poll = 250 * time.Millisecond
+	// watch is how long after it started a prompt drain keeps watching the
+	// queue: events queued during the Interval that followed its trigger
+	// sent none of their own, and each needs Settle before it is claimed.
+	watch = Interval + Settle + poll
+	// answerWait bounds the wait for the drain's answer, read in the
+	// background so that the drain's client does not go away before the
+	// drain is done (longer than process_events' maxDuration of 60 s).
+	answerWait = 70 * time.Second
+)
+
+// Path is where the trigger sends its request.
+const Path = "/api/process_events?trigger=prompt"
+
+// BypassHeader carries VERCEL_AUTOMATION_BYPASS_SECRET past Vercel's
+// Deployment Protection.
+const BypassHeader = "x-vercel-protection-bypass"
+
+// TriggerConfig is what a Trigger needs from the operator.
+type TriggerConfig struct {
+	// Secret is CRON_SECRET; empty: no trigger (logged once).
+	Secret string
+	// Off is STRAVAHOOK_PROMPT_DRAIN=off.
+	Off bool
+	// BaseURL is where our /api/process_events lives: PUBLIC_URL, else
+	// https:// + VERCEL_PROJECT_PRODUCTION_URL; empty: the queued event's
+	// request tells (X-Forwarded-Proto/-Host, else r.TLS and r.Host).
+	BaseURL string
+	// BypassSecret is VERCEL_AUTOMATION_BYPASS_SECRET, sent as BypassHeader
+	// when set.
+	BypassSecret string
+	// Client sends the request (default: a client without keep-alive: a
+	// pooled connection may have died while the instance was frozen).
+	Client *http.Client
+	// Now is the clock of the per-instance bound (default time.Now).
+	Now func() time.Time
+}
+
+// Trigger starts prompt drains from the intake. It is safe for concurrent
+// use; one per instance.
+type Trigger struct {
+	cfg    TriggerConfig
+	logger *slog.Logger
+	last   atomic.Int64 // unix ns of the last trigger sent
+	noted  sync.Once
+}
+
+// NewTrigger returns the instance's Trigger.
+func NewTrigger(cfg TriggerConfig, logger *slog.Logger) *Trigger {
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Transport: &http.Transport{
+			Proxy:             http.ProxyFromEnvironment,
+			DisableKeepAlives: true,
+			ForceAttemptHTTP2: false,
+		}}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	return &Trigger{cfg: cfg, logger: logger}
+}
+
+// EventQueued is the intake's hook, called once an event was newly queued
+// and before the answer to Strava: it starts a prompt drain unless one was
+// started from this instance less than Interval ago. It returns once the
+// request is written, or after SendBudget at most.
+func (t *Trigger) EventQueued(r *http.Request) {
+	if t.cfg.Off {
+		return
+	}
+	if t.cfg.Secret == "" {
+		t.noted.Do(func() {
+			t.logger.Warn("prompt drains are off: CRON_SECRET is not set; queued events wait for the next drain (cron or `stravahook process`)")
+		})
+		return
+	}
+	if !t.claimSlot() {
+		return
+	}
+	base := t.cfg.BaseURL
+	if base == "" {
+		var err error
+		if base, err = baseurl.FromRequest(r); err != nil {
+			t.logger.Warn("prompt drain not started", "error", err.Error())
+			return
+		}
+	}
+	t.Send(base)
+}
+
+// claimSlot takes this instance's trigger slot unless it was taken less
+// than Interval ago.
+func (t *Trigger) claimSlot() bool {
+	now := t.cfg.Now().UnixNano()
+	last := t.last.Load()
+	if last != 0 && now-last < int64(Interval) {
+		return false
+	}
+	return t.last.CompareAndSwap(last, now)
+}
+
+// Send asks the deployment at base for a prompt drain: it returns once the
+// request is written (or failed), SendBudget at most, and reads the answer
+// in the background. A drain that ran out of time hands over with it.
+func (t *Trigger) Send(base string) {
+	start := time.Now()
+	// Not derived from the caller's request: the request must outlive the
+	// handler that sends it.
+	ctx, cancel := context.WithTimeout(context.Background(), answerWait)
+	written := make(chan error, 1)
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			select {
+			case written <- info.Err:
+			default:
+			}
+		},
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+Path, http.NoBody)
+	if err != nil {
+		cancel()
+		t.logger.Warn("prompt drain not started", "error", fmt.Sprintf("bad base URL %q: %v", base, err))
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+t.cfg.Secret)
+	if t.cfg.BypassSecret != "" {
+		req.Header.Set(BypassHeader, t.cfg.BypassSecret)
+	}
+	req.Header.Set("User-Agent", "stravahook-prompt-drain")
+	// finished gets Do's error: an answer (nil) before WroteRequest means
+	// a transport that does not trace, or a very quick server.
+	finished := make(chan error, 1)
+	go func() {
+		defer cancel()
+		resp, err := t.cfg.Client.Do(req)
+		finished <- err
+		if err != nil {
+			// After the request was written this is usually the instance
+			// being frozen or stopped while the drain ran: not a failure
+			// of the drain, which runs as its own invocation.
+			t.logger.Debug("prompt drain answer not read", "error", err.Error())
+			return
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.logger.Warn("prompt drain refused", "status", resp.StatusCode, "url", redact(base)+Path, "hint", hint(resp.StatusCode))
+		}
+	}()
+	timer := time.NewTimer(SendBudget)
+	defer timer.Stop()
+	select {
+	case err := <-written:
+		if err != nil {
+			t.logger.Warn("prompt drain not started", "url", redact(base)+Path, "error", err.Error())
+		}
+	case err := <-finished:
+		if err != nil {
+			t.logger.Warn("prompt drain not started", "url", redact(base)+Path, "error", err.Error())
+		}
+	case <-timer.C:
+		t.logger.Warn("prompt drain request not written within its budget; it may not start",
+			"url", redact(base)+Path, "budget_ms", SendBudget.Milliseconds(), "waited_ms", time.Since(start).Milliseconds())
+	}
+}
+
+func hint(status int) string {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return "CRON_SECRET differs between the functions, or Vercel Deployment Protection stopped it: set VERCEL_AUTOMATION_BYPASS_SECRET (Protection Bypass for Automation) or PUBLIC_URL to an unprotected domain"
+	case http.StatusNotFound:
+		return "the base URL is not this deployment; set PUBLIC_URL"
+	}
+	return ""
+}
+
+// redact keeps a URL's scheme and host only (a PUBLIC_URL could carry a
+// secret path).
+func redact(base string) string {
+	scheme, rest, ok := strings.Cut(base, "://")
+	if !ok {
+		return "(invalid URL)"
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	return scheme + "://" + host
+}
