@@ -74,15 +74,6 @@ func subscriber(t *testing.T, status int) string {
 	return srv.URL + "/api/activity_update"
 }
 
-func writeJSONBody(w http.ResponseWriter, status int, body string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-RateLimit-Limit", "200,2000")
-	w.Header().Set("X-RateLimit-Usage", "12,340")
-	w.WriteHeader(status)
-	w.Write([]byte(body))
-}
-
-func stravaError(w http.ResponseWriter, status int, body string) { writeJSONBody(w, status, body) }
 
 func TestUsageErrorsExit2WithAUsageLine(t *testing.T) {
 	c := newCLI(t)

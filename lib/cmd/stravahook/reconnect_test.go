@@ -4,14 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,101 +17,56 @@ import (
 	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/store"
 	"github.com/stravahook/stravahook/lib/strava"
+	"github.com/stravahook/stravahook/lib/strava/stravatest"
 )
 
-// rotatingStrava rotates refresh tokens as Strava does: once it has issued
-// a new pair, the old refresh token is refused. While hangAfterRotate is
-// set, it rotates and then never answers, so that the drain can be killed
-// after the rotation and before it saved the new pair. It also serves the
-// OAuth code exchange of /api/connect_callback and activities for whoever
-// holds the latest access token.
-type rotatingStrava struct {
-	srv *httptest.Server
-
-	mu              sync.Mutex
-	athlete         int64
-	refreshToken    string // the one valid refresh token
-	accessToken     string // the one valid access token
-	issued          int
-	hangAfterRotate bool
-	hanging         int // refreshes rotated and held right now
-	refused         int
-	released        chan struct{}
+// loseRotatedRefreshes makes the Strava double, while on, rotate a
+// refresh as usual and then never answer it, so that a drain can be
+// killed after the rotation and before it saved the new pair. hanging()
+// counts the refreshes held right now.
+type loseRotatedRefreshes struct {
+	mu       sync.Mutex
+	on       bool
+	held     int
+	released chan struct{}
 }
 
-func newRotatingStrava(t *testing.T, athlete int64, refreshToken string) *rotatingStrava {
-	s := &rotatingStrava{athlete: athlete, refreshToken: refreshToken, accessToken: "access-0",
-		released: make(chan struct{})}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /oauth/token", func(w http.ResponseWriter, r *http.Request) {
-		_ = r.ParseForm()
-		s.mu.Lock()
-		switch r.Form.Get("grant_type") {
-		case "refresh_token":
-			if r.Form.Get("refresh_token") != s.refreshToken {
-				s.refused++
-				s.mu.Unlock()
-				stravaError(w, 400, `{"message":"Bad Request","errors":[{"resource":"RefreshToken","field":"refresh_token","code":"invalid"}]}`)
-				return
-			}
-		case "authorization_code":
-			if r.Form.Get("code") != "code-from-strava" {
-				s.mu.Unlock()
-				stravaError(w, 400, `{"message":"Bad Request","errors":[{"resource":"AuthorizationCode","field":"code","code":"invalid"}]}`)
-				return
-			}
-		default:
-			s.mu.Unlock()
-			stravaError(w, 400, `{"message":"Bad Request","errors":[{"resource":"Application","field":"grant_type","code":"invalid"}]}`)
+func loseRotations(t *testing.T, double *stravatest.Server) *loseRotatedRefreshes {
+	l := &loseRotatedRefreshes{released: make(chan struct{})}
+	double.Wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		l.mu.Lock()
+		on := l.on && r.URL.Path == "/oauth/token" && r.FormValue("grant_type") == "refresh_token"
+		l.mu.Unlock()
+		if !on {
+			next.ServeHTTP(w, r)
 			return
 		}
-		s.issued++
-		s.accessToken = fmt.Sprintf("access-%d", s.issued)
-		s.refreshToken = fmt.Sprintf("refresh-%d", s.issued)
-		body := fmt.Sprintf(`{"token_type":"Bearer","access_token":%q,"expires_at":%d,"expires_in":21600,"refresh_token":%q,"athlete":{"id":%d,"firstname":"Jane","lastname":"Doe"}}`,
-			s.accessToken, time.Now().Add(6*time.Hour).Unix(), s.refreshToken, s.athlete)
-		hang := s.hangAfterRotate && r.Form.Get("grant_type") == "refresh_token"
-		if hang {
-			s.hanging++
+		next.ServeHTTP(httptest.NewRecorder(), r) // rotated: the old refresh token is dead...
+		l.mu.Lock()
+		l.held++
+		l.mu.Unlock()
+		select { // ...and the new pair never reaches the drain
+		case <-r.Context().Done():
+		case <-l.released:
 		}
-		s.mu.Unlock()
-		if hang {
-			// Rotated: the old refresh token is dead, and the new pair never
-			// reaches the drain.
-			select {
-			case <-r.Context().Done():
-			case <-s.released:
-			}
-			s.mu.Lock()
-			s.hanging--
-			s.mu.Unlock()
-			return
-		}
-		writeJSONBody(w, 200, body)
+		l.mu.Lock()
+		l.held--
+		l.mu.Unlock()
 	})
-	mux.HandleFunc("GET /api/v3/activities/{id}", func(w http.ResponseWriter, r *http.Request) {
-		id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
-		s.mu.Lock()
-		ok := r.Header.Get("Authorization") == "Bearer "+s.accessToken
-		s.mu.Unlock()
-		if !ok {
-			stravaError(w, 401, `{"message":"Authorization Error","errors":[{"resource":"Athlete","field":"access_token","code":"invalid"}]}`)
-			return
-		}
-		writeJSONBody(w, 200, fmt.Sprintf(`{"id":%d,"resource_state":3,"athlete":{"id":%d,"resource_state":1},"name":"Ride %d","distance":1000,"moving_time":60,"elapsed_time":60,"type":"Ride","sport_type":"Ride","start_date":"2026-11-26T12:00:00Z"}`, id, s.athlete, id))
-	})
-	s.srv = httptest.NewServer(mux)
-	t.Cleanup(func() {
-		close(s.released)
-		s.srv.Close()
-	})
-	return s
+	t.Cleanup(func() { close(l.released) })
+	return l
 }
 
-func (s *rotatingStrava) snapshot() (hanging, refused, issued int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.hanging, s.refused, s.issued
+func (l *loseRotatedRefreshes) set(on bool) {
+	l.mu.Lock()
+	l.on = on
+	l.mu.Unlock()
+}
+
+func (l *loseRotatedRefreshes) hanging() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.held
 }
 
 // Kill a drain (SIGKILL) while Strava is inside a refresh it has already
@@ -138,14 +89,18 @@ func TestDrainKilledMidRefreshKeepsTheAthleteUntilReconnect(t *testing.T) {
 	)
 	bin := buildCLI(t)
 	c := newCLI(t)
-	fake := newRotatingStrava(t, athlete, "refresh-0")
-	c.env["STRAVA_BASE_URL"] = fake.srv.URL
+	lost := loseRotations(t, c.strava)
+	for _, id := range []int64{first, second} {
+		c.strava.AddActivity(strava.DetailedActivity{ID: id, Athlete: strava.MetaAthlete{ID: athlete}, Name: "Ride",
+			Type: "Ride", SportType: "Ride", Distance: 1000, StartDate: time.Now().Add(-time.Hour)})
+	}
 
 	ctx := context.Background()
 	st := c.store()
-	// The access token expires within the refresh margin: the drain must
-	// refresh before fetching.
-	if err := st.SaveAthlete(ctx, store.Athlete{ID: athlete, Name: "Jane Doe", AccessToken: "access-0", RefreshToken: "refresh-0",
+	// The access token expires within the refresh margin (as far as we
+	// know): the drain must refresh before fetching.
+	tok := c.strava.IssueToken(athlete, "")
+	if err := st.SaveAthlete(ctx, store.Athlete{ID: athlete, Name: "Jane Doe", AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken,
 		ExpiresAt: time.Now().Add(time.Minute), Scope: "read,activity:read_all"}); err != nil {
 		t.Fatal(err)
 	}
@@ -167,23 +122,16 @@ func TestDrainKilledMidRefreshKeepsTheAthleteUntilReconnect(t *testing.T) {
 	}
 	firstKey := enqueue(first)
 
-	fake.mu.Lock()
-	fake.hangAfterRotate = true
-	fake.mu.Unlock()
+	lost.set(true)
 	cmd, exited, childOut, childErr := startDrain(t, bin, c.env, "30s")
-	waitFor(t, "Strava to rotate the token inside the drain's refresh", func() bool {
-		hanging, _, _ := fake.snapshot()
-		return hanging == 1
-	})
+	waitFor(t, "Strava to rotate the token inside the drain's refresh", func() bool { return lost.hanging() == 1 })
 	if err := cmd.Process.Signal(os.Kill); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-exited; err == nil {
 		t.Fatalf("the killed drain exited 0\nstdout: %s\nstderr: %s", childOut.String(), childErr.String())
 	}
-	fake.mu.Lock()
-	fake.hangAfterRotate = false
-	fake.mu.Unlock()
+	lost.set(false)
 	// The killed drain held the athlete's refresh lock (15 s TTL): delete
 	// it, which is what its expiry amounts to, rather than wait.
 	if err := c.redis.Client.Do(ctx, c.redis.Client.B().Del().Key(c.redis.Prefix+fmt.Sprintf("athlete:%d:refresh_lock", athlete)).Build()).Error(); err != nil {
@@ -203,8 +151,8 @@ func TestDrainKilledMidRefreshKeepsTheAthleteUntilReconnect(t *testing.T) {
 	if sum.Claimed != 1 || sum.Held != 1 || sum.Dead != 0 || sum.Deauthorized != 0 {
 		t.Errorf("drain after the kill: %s; want the new event claimed and held", out)
 	}
-	if _, refused, _ := fake.snapshot(); refused != 1 {
-		t.Errorf("Strava refused %d refreshes, want 1", refused)
+	if n := c.strava.Calls(stravatest.RouteRefresh); n != 2 {
+		t.Errorf("%d refreshes at Strava, want 2: the one rotated and lost, the one refused", n)
 	}
 	a, err := st.Athlete(ctx, athlete)
 	if err != nil || !a.NeedsReconnect() {
@@ -235,7 +183,9 @@ func TestDrainKilledMidRefreshKeepsTheAthleteUntilReconnect(t *testing.T) {
 	}
 	web := httptest.NewServer(app.New(cfg, c.redis.Client, slog.New(slog.DiscardHandler)).Routes())
 	t.Cleanup(web.Close)
-	connectAgain(t, web.URL)
+	if page := consent(t, web.URL+"/api/connect", "approve"); !strings.Contains(page, "Jane Doe") {
+		t.Fatalf("reconnect page: %s", page)
+	}
 	if a, err := st.Athlete(ctx, athlete); err != nil || a.NeedsReconnect() {
 		t.Fatalf("athlete after reconnecting = %+v, %v; want connected", a, err)
 	}
@@ -267,35 +217,5 @@ func TestDrainKilledMidRefreshKeepsTheAthleteUntilReconnect(t *testing.T) {
 	}
 	if s, err := q.Stats(ctx); err != nil || s.Ready+s.Delayed+s.Held+s.Dead != 0 {
 		t.Errorf("queue at the end = %+v, %v; want empty", s, err)
-	}
-}
-
-// connectAgain runs the browser's side of /api/connect: the redirect to
-// Strava, the athlete's consent (Strava's redirect back with a code), the
-// callback.
-func connectAgain(t *testing.T, base string) {
-	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := browser.Get(base + "/api/connect")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	authorize, err := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != http.StatusFound || err != nil {
-		t.Fatalf("/api/connect = %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	back := base + "/api/connect_callback?" + url.Values{
-		"state": {authorize.Query().Get("state")}, "code": {"code-from-strava"}, "scope": {"read,activity:read_all"},
-	}.Encode()
-	resp, err = browser.Get(back)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("/api/connect_callback = %d: %s", resp.StatusCode, body)
 	}
 }
