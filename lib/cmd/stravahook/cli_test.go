@@ -74,7 +74,6 @@ func subscriber(t *testing.T, status int) string {
 	return srv.URL + "/api/activity_update"
 }
 
-
 func TestUsageErrorsExit2WithAUsageLine(t *testing.T) {
 	c := newCLI(t)
 	for _, args := range [][]string{
