@@ -49,19 +49,23 @@ done
 [ "$fail" = 0 ] || exit 1
 rm -rf .vercel
 
-echo "== vercel dev --local answers the validation GET"
+echo "== vercel dev --local answers the validation GET at the secret callback path"
 port=${VERCEL_DEV_PORT:-3999}
 # @vercel/go's dev server listens on $VERCEL_DEV_PORT when it is set: left
 # in the environment, every Go function would try to take vercel dev's own
 # port and panic ("address already in use").
 unset VERCEL_DEV_PORT
-export STRAVA_VERIFY_TOKEN=ci-verify-token REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/13} STRAVAHOOK_REDIS_PREFIX=ci-vercel-dev:
+prefix="ci-vercel-dev-$$-$RANDOM:"
+callback_secret="ci-callback-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+export STRAVA_VERIFY_TOKEN=ci-verify-token REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/13} STRAVAHOOK_REDIS_PREFIX=$prefix
 export STRAVA_CLIENT_ID=4242 STRAVA_CLIENT_SECRET=ci-client-secret READ_TOKEN=ci-read-token-0123456789
+export STRAVA_CALLBACK_SECRET=$callback_secret
 set -m
 "$vercel" dev --local --listen "$port" --yes >"$logs/dev.log" 2>&1 &
 dev_pid=$!
 set +m
-url="http://127.0.0.1:$port/api/activity_update?hub.mode=subscribe&hub.verify_token=ci-verify-token&hub.challenge=ci-challenge-42"
+validation="hub.mode=subscribe&hub.verify_token=ci-verify-token&hub.challenge=ci-challenge-42"
+url="http://127.0.0.1:$port/api/activity_update/$callback_secret?$validation"
 body=""
 for _ in $(seq 1 180); do
   body=$(curl -s --max-time 20 "$url" || true)
@@ -73,6 +77,34 @@ if [ "$body" != '{"hub.challenge":"ci-challenge-42"}' ]; then
   echo "vercel dev did not answer the validation GET (got: $body)"; exit 1
 fi
 echo "vercel dev answered: $body"
+
+echo "== vercel dev --local: the bare path and wrong secrets answer 404 and store nothing"
+bare=$(curl -s --max-time 20 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/activity_update?$validation")
+[ "$bare" = 404 ] || { echo "GET of the bare path: $bare, want 404"; exit 1; }
+# vercel dev builds the Go function for every request (1–3 s each here), so
+# CI sends a few dozen; the Go tests send 1,000 through serve's same routes.
+forged_event='{"aspect_type":"create","event_time":1764500000,"object_id":17000000001,"object_type":"activity","owner_id":134815,"subscription_id":120475,"updates":{}}'
+codes=$(for i in $(seq 1 ${FORGED_POSTS:-24}); do
+  case $((i % 4)) in
+    0) path=/api/activity_update ;;
+    1) path=/api/activity_update/${callback_secret%?} ;;
+    2) path=/api/activity_update/${callback_secret}0 ;;
+    3) path="/api/activity_update?callback_secret=wrong-secret-000000" ;;
+  esac
+  printf 'url = "http://127.0.0.1:%s%s"\noutput = /dev/null\nwrite-out = "%%{http_code}\\n"\n' "$port" "$path"
+done | curl -s --no-progress-meter --max-time 600 -X POST -H 'Content-Type: application/json' --data "$forged_event" --parallel --parallel-max 16 -K - | sort | uniq -c)
+echo "forged POSTs answered: $(echo $codes)"
+case "$(echo $codes)" in
+  "${FORGED_POSTS:-24} 404") ;;
+  *) echo "forged POSTs must all answer 404"; exit 1 ;;
+esac
+stored=$(redis-cli -u "$REDIS_URL" --scan --pattern "${prefix}*" | wc -l)
+[ "$stored" = 0 ] || { echo "forged POSTs stored $stored keys"; exit 1; }
+real=$(curl -s --max-time 20 -X POST -H 'Content-Type: application/json' --data "$forged_event" "http://127.0.0.1:$port/api/activity_update/$callback_secret")
+[ "$real" = '{"status":"queued"}' ] || { echo "POST at the secret path: $real, want queued"; exit 1; }
+redis-cli -u "$REDIS_URL" --scan --pattern "${prefix}*" | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null
+if grep -q "$callback_secret" "$logs/dev.log"; then echo "the callback secret is in vercel dev's log"; exit 1; fi
+echo "bare path 404, ${FORGED_POSTS:-24} forged POSTs 404 with nothing stored, the secret path queued"
 
 echo "== vercel dev --local redirects /api/connect to Strava's authorize page"
 headers=$(curl -s --max-time 20 -o /dev/null -D - "http://127.0.0.1:$port/api/connect" | tr -d '\r')

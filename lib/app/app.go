@@ -57,18 +57,21 @@ func WithPromptDrainBase(base string) Option {
 	return func(o *options) { o.promptBase = base }
 }
 
-// New wires an App over an open Redis client.
+// New wires an App over an open Redis client. It logs which secrets had
+// whitespace trimmed (Config.Trimmed), by name only.
 func New(cfg Config, redis rueidis.Client, logger *slog.Logger, opts ...Option) *App {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
+	cfg.LogTrimmed(logger)
 	st := store.New(redis, cfg.RedisPrefix)
 	a := &App{
 		cfg:    cfg,
 		logger: logger,
-		Queue:  queue.New(redis, cfg.RedisPrefix+"queue:", queue.WithEnqueueTimeout(webhook.EnqueueTimeout)),
-		Store:  st,
+		Queue: queue.New(redis, cfg.RedisPrefix+"queue:", queue.WithEnqueueTimeout(webhook.EnqueueTimeout),
+			queue.WithDeadRetention(cfg.DeadMaxAge, cfg.DeadMaxLen)),
+		Store: st,
 		Strava: strava.NewClient(strava.Options{
 			BaseURL:      cfg.StravaBaseURL,
 			ClientID:     cfg.ClientID,
@@ -97,7 +100,8 @@ func (a *App) Config() Config { return a.cfg }
 // event POST.
 func (a *App) ActivityUpdate() http.Handler {
 	return webhook.NewHandler(
-		webhook.Config{VerifyToken: a.cfg.VerifyToken, QueueUpdates: a.cfg.QueueUpdates, Queued: a.trigger.EventQueued},
+		webhook.Config{VerifyToken: a.cfg.VerifyToken, QueueUpdates: a.cfg.QueueUpdates, Queued: a.trigger.EventQueued,
+			CallbackSecret: a.cfg.CallbackSecret},
 		a.Queue, a.subscription.Get, a.logger)
 }
 
@@ -115,6 +119,7 @@ func (a *App) ConnectPages() *connect.Pages {
 		Scope:       a.cfg.Scope,
 		StateSecret: connect.DeriveStateSecret(a.cfg.ClientSecret),
 		ClientIDSet: a.cfg.ClientID != "",
+		SpendState:  a.Store.SpendState,
 	}, a.Strava, athleteSaver{a}, a.logger)
 }
 

@@ -3,8 +3,10 @@ package app
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // DefaultPrefix is where every stravahook key lives in Redis.
@@ -34,29 +36,61 @@ type Config struct {
 	VercelEnv           string // VERCEL_ENV: production, preview or development
 	VercelProductionURL string // VERCEL_PROJECT_PRODUCTION_URL: host of the production domain, no scheme
 	BypassSecret        string // VERCEL_AUTOMATION_BYPASS_SECRET, sent as x-vercel-protection-bypass
+	// CallbackSecret is STRAVA_CALLBACK_SECRET: when set, Strava's calls
+	// are served only at /api/activity_update/<secret>.
+	CallbackSecret string
+	DeadMaxAge     time.Duration // STRAVAHOOK_DEAD_MAX_AGE, 0 = queue.DefaultDeadMaxAge
+	DeadMaxLen     int           // STRAVAHOOK_DEAD_MAX, 0 = queue.DefaultDeadMaxLen
+	// Trimmed names the variables whose values had whitespace around them
+	// (a dashboard paste's newline), now removed; LogTrimmed says so.
+	Trimmed []string
+}
+
+// MinCallbackSecret is the shortest STRAVA_CALLBACK_SECRET accepted.
+const MinCallbackSecret = 16
+
+// LogTrimmed warns, once per variable, that whitespace was removed from
+// its value; the value itself is never logged.
+func (c Config) LogTrimmed(logger *slog.Logger) {
+	for _, name := range c.Trimmed {
+		logger.Warn("whitespace around the value was removed; check how it was set", "variable", name)
+	}
 }
 
 // LoadConfig reads the environment through getenv. It fails only on values
 // that are set but malformed; missing values are reported where they are
 // needed, so that one route's missing setting does not take down another.
 func LoadConfig(getenv func(string) string) (Config, error) {
+	// Secrets are read trimmed: a value with a stray newline (a dashboard
+	// paste) could never match what the other side sends, and nothing
+	// would say why.
+	var trimmed []string
+	secret := func(name string) string {
+		raw := getenv(name)
+		v := strings.TrimSpace(raw)
+		if v != raw {
+			trimmed = append(trimmed, name)
+		}
+		return v
+	}
 	c := Config{
-		VerifyToken:   getenv("STRAVA_VERIFY_TOKEN"),
-		ClientID:      strings.TrimSpace(getenv("STRAVA_CLIENT_ID")),
-		ClientSecret:  getenv("STRAVA_CLIENT_SECRET"),
-		RedisPrefix:   getenv("STRAVAHOOK_REDIS_PREFIX"),
-		CronSecret:    getenv("CRON_SECRET"),
-		StravaBaseURL: strings.TrimRight(strings.TrimSpace(getenv("STRAVA_BASE_URL")), "/"),
-		PublicURL:     strings.TrimRight(strings.TrimSpace(getenv("PUBLIC_URL")), "/"),
-		Scope:         strings.TrimSpace(getenv("STRAVA_SCOPE")),
-		NotifyURL:     strings.TrimSpace(getenv("NOTIFY_URL")),
-		NotifySecret:  strings.TrimSpace(getenv("NOTIFY_SECRET")),
-		ReadToken:     strings.TrimSpace(getenv("READ_TOKEN")),
+		VerifyToken:    secret("STRAVA_VERIFY_TOKEN"),
+		ClientID:       strings.TrimSpace(getenv("STRAVA_CLIENT_ID")),
+		ClientSecret:   secret("STRAVA_CLIENT_SECRET"),
+		RedisPrefix:    getenv("STRAVAHOOK_REDIS_PREFIX"),
+		CronSecret:     secret("CRON_SECRET"),
+		CallbackSecret: secret("STRAVA_CALLBACK_SECRET"),
+		StravaBaseURL:  strings.TrimRight(strings.TrimSpace(getenv("STRAVA_BASE_URL")), "/"),
+		PublicURL:      strings.TrimRight(strings.TrimSpace(getenv("PUBLIC_URL")), "/"),
+		Scope:          strings.TrimSpace(getenv("STRAVA_SCOPE")),
+		NotifyURL:      strings.TrimSpace(getenv("NOTIFY_URL")),
+		NotifySecret:   secret("NOTIFY_SECRET"),
+		ReadToken:      secret("READ_TOKEN"),
 
 		PromptDrain:         true,
 		VercelEnv:           strings.TrimSpace(getenv("VERCEL_ENV")),
 		VercelProductionURL: strings.TrimSpace(getenv("VERCEL_PROJECT_PRODUCTION_URL")),
-		BypassSecret:        strings.TrimSpace(getenv("VERCEL_AUTOMATION_BYPASS_SECRET")),
+		BypassSecret:        secret("VERCEL_AUTOMATION_BYPASS_SECRET"),
 	}
 	for _, name := range []string{"REDIS_URL", "KV_URL"} {
 		if v := strings.TrimSpace(getenv(name)); v != "" {
@@ -94,7 +128,43 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	default:
 		return Config{}, fmt.Errorf("STRAVAHOOK_PROMPT_DRAIN must be on or off, got %q", v)
 	}
+	if err := checkCallbackSecret(c.CallbackSecret); err != nil {
+		return Config{}, err
+	}
+	if v := strings.TrimSpace(getenv("STRAVAHOOK_DEAD_MAX_AGE")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return Config{}, fmt.Errorf("STRAVAHOOK_DEAD_MAX_AGE must be a positive duration like 720h, got %q", v)
+		}
+		c.DeadMaxAge = d
+	}
+	if v := strings.TrimSpace(getenv("STRAVAHOOK_DEAD_MAX")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return Config{}, fmt.Errorf("STRAVAHOOK_DEAD_MAX must be a positive integer, got %q", v)
+		}
+		c.DeadMaxLen = n
+	}
+	c.Trimmed = trimmed
 	return c, nil
+}
+
+// checkCallbackSecret refuses a callback secret too short to resist
+// guessing, or with characters that do not survive in a URL path segment.
+// Its errors never hold the value.
+func checkCallbackSecret(v string) error {
+	if v == "" {
+		return nil
+	}
+	if len(v) < MinCallbackSecret {
+		return fmt.Errorf("STRAVA_CALLBACK_SECRET must be at least %d characters (it has %d); e.g. openssl rand -hex 20", MinCallbackSecret, len(v))
+	}
+	for _, r := range v {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("-_.~", r)) {
+			return errors.New("STRAVA_CALLBACK_SECRET may hold only letters, digits and - _ . ~ (it becomes a URL path segment); e.g. openssl rand -hex 20")
+		}
+	}
+	return nil
 }
 
 // PromptDrainBase is where the intake sends its prompt-drain request:

@@ -18,7 +18,11 @@ type Route struct {
 }
 
 var routes = []Route{
-	{"/api/activity_update", "GET|POST", "Strava webhook (validation, events)", (*App).ActivityUpdate},
+	{"/api/activity_update", "GET|POST", "Strava webhook (validation, events); 404 when STRAVA_CALLBACK_SECRET is set", (*App).ActivityUpdate},
+	// On Vercel, vercel.json rewrites this path to the activity_update
+	// function; the function still sees it (and the rewrite also passes the
+	// secret as webhook.CallbackSecretParam).
+	{"/api/activity_update/{secret}", "GET|POST", "Strava webhook at the secret path (STRAVA_CALLBACK_SECRET)", (*App).ActivityUpdate},
 	{"/api/process_events", "GET|POST", "drain the queue (Authorization: Bearer $CRON_SECRET)", (*App).ProcessEvents},
 	{"/api/connect", "GET", "connect an athlete with Strava", func(a *App) http.Handler { return a.ConnectPages().Start() }},
 	{"/api/connect_callback", "GET", "Strava's OAuth redirect", func(a *App) http.Handler { return a.ConnectPages().Callback() }},

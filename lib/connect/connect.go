@@ -61,6 +61,11 @@ type Config struct {
 	ClientIDSet bool
 	// Now is the clock (state expiry, ConnectedAt); nil means time.Now.
 	Now func() time.Time
+	// SpendState records that a state was used, reporting first=false when
+	// it was already: a replayed callback (the same URL and cookie sent
+	// again) is then refused. It must remember the state for at least ttl.
+	// Nil: only the cookie's clearing guards against a replay.
+	SpendState func(ctx context.Context, state string, ttl time.Duration) (first bool, err error)
 }
 
 // OAuth is the part of Strava's OAuth the pages use; *strava.Client

@@ -149,3 +149,61 @@ func TestConnectStoreDown(t *testing.T) {
 	}
 	assertNoSecrets(t, "logs", h.logs.String())
 }
+
+// A replayed callback (the same URL with the same state cookie, e.g. taken
+// from a proxy log or the browser's history) is refused before Strava is
+// asked, even though the cookie is still valid: a state is single-use.
+func TestReplayedCallbackIsRefused(t *testing.T) {
+	double := stravatest.NewT(t, stravatest.WithApp(clientID, clientSecret))
+	double.AddAthlete(strava.Athlete{ID: janeID, Username: "jdoe", FirstName: "Jane", LastName: "Doe"})
+	double.AutoApprove(janeID)
+	r := rdbtest.New(t)
+	st := store.New(r.Client, r.Prefix)
+	pages := connect.New(connect.Config{
+		StateSecret: connect.DeriveStateSecret(clientSecret), ClientIDSet: true, SpendState: st.SpendState,
+	}, double.Client(), st, slog.New(slog.DiscardHandler))
+	mux := http.NewServeMux()
+	mux.Handle("/api/connect", pages.Start())
+	mux.Handle("/api/connect_callback", pages.Callback())
+	app := httptest.NewServer(mux)
+	t.Cleanup(app.Close)
+
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(app.URL + "/api/connect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cookie := resp.Cookies()[0]
+	// Strava approves at once and sends the browser back with a code.
+	resp, err = noFollow.Get(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	callback := resp.Header.Get("Location")
+	if !strings.Contains(callback, "code=") {
+		t.Fatalf("Strava's redirect back: %d %q", resp.StatusCode, callback)
+	}
+	get := func() (int, string) {
+		req, _ := http.NewRequest("GET", callback, nil)
+		req.AddCookie(cookie)
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := get(); code != http.StatusOK {
+		t.Fatalf("first callback: %d %s", code, body)
+	}
+	code, body := get()
+	if code != http.StatusForbidden || !strings.Contains(body, "already used") {
+		t.Errorf("replayed callback: %d %s; want 403 saying it was already used", code, body)
+	}
+	if n := double.Calls(stravatest.RouteExchange); n != 1 {
+		t.Errorf("%d code exchanges at Strava, want 1: the replay must not reach Strava", n)
+	}
+}

@@ -184,6 +184,9 @@ func (p *Pages) callback(w http.ResponseWriter, r *http.Request) result {
 		}
 	}
 	clearStateCookie(w, o.secure)
+	if res, spent := p.spendState(r.Context(), state); spent {
+		return res
+	}
 
 	// Strava reports on the redirect which scopes the athlete left ticked.
 	// Checked before the exchange: no token is minted that we would throw
@@ -248,6 +251,34 @@ func (p *Pages) callback(w http.ResponseWriter, r *http.Request) result {
 			},
 		},
 	}
+}
+
+// spendState marks state as used; a state used before (a replayed
+// callback) or a failure to record it ends the request with the result.
+func (p *Pages) spendState(ctx context.Context, state string) (result, bool) {
+	if p.cfg.SpendState == nil {
+		return result{}, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, SaveTimeout)
+	first, err := p.cfg.SpendState(ctx, state, StateTTL)
+	cancel()
+	switch {
+	case err != nil:
+		return result{
+			status: http.StatusServiceUnavailable, outcome: "state_not_recorded", err: err,
+			page: page{Title: "Not connected", Paragraphs: []string{
+				"Something went wrong on our side, so nothing was stored. Please try again in a moment.",
+			}, Retry: "Start again at /api/connect"},
+		}, true
+	case !first:
+		return result{
+			status: http.StatusForbidden, outcome: "state_replayed", err: errStateReplayed,
+			page: page{Title: "Not connected", Paragraphs: []string{
+				"This authorization was already used once, so stravahook did not use it again. Nothing was stored.",
+			}, Retry: "Start again at /api/connect"},
+		}, true
+	}
+	return result{}, false
 }
 
 func exchangeFailure(err error, scopeAttr slog.Attr) result {

@@ -57,6 +57,7 @@ var (
 	errStateForged   = errors.New("state cookie not signed by us")
 	errStateExpired  = errors.New("state cookie expired")
 	errStateMismatch = errors.New("state does not match this browser's state cookie")
+	errStateReplayed = errors.New("state already used by an earlier callback")
 )
 
 // checkState verifies that cookieValue is a cookie we signed, not expired

@@ -18,6 +18,7 @@
 //	prompt_drain               STRING  the drain's longest run       random token of the prompt drain running now
 //	prompt_drain_wanted        STRING  a few seconds                 "another prompt drain was asked for meanwhile"
 //	last_drain                 STRING  none                          JSON of the last drain's time, trigger and counts
+//	oauth_state:{sha256}       STRING  the state's lifetime          "1": an OAuth state already used
 //
 // Multi-key updates are Lua scripts (one round trip, atomic), each declaring
 // every key it touches in KEYS. Keys are not hash-tagged: stravahook talks
@@ -26,6 +27,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -47,6 +50,7 @@ const (
 	keyPromptDrain      = "prompt_drain"            // STRING token, PX the lease
 	keyPromptWanted     = "prompt_drain_wanted"     // STRING "1", PX how long to keep watching
 	keyLastDrain        = "last_drain"              // STRING JSON of LastDrain
+	keyOAuthState       = "oauth_state:"            // + hex SHA-256 of the state: STRING "1", PX its lifetime
 )
 
 // ErrNotFound is returned (wrapped) when the athlete or activity asked for
@@ -167,4 +171,20 @@ func (s *Store) ClearSubscriptionID(ctx context.Context) error {
 		return fmt.Errorf("clear subscription id in redis: %w", err)
 	}
 	return nil
+}
+
+// SpendState records that an OAuth state was used and reports whether this
+// was its first use; the record lives for ttl (the state's own lifetime).
+// The state is stored hashed: the key names nothing a reader could replay.
+func (s *Store) SpendState(ctx context.Context, state string, ttl time.Duration) (first bool, err error) {
+	sum := sha256.Sum256([]byte(state))
+	key := s.prefix + keyOAuthState + hex.EncodeToString(sum[:])
+	err = s.client.Do(ctx, s.client.B().Set().Key(key).Value("1").Nx().Px(ttl).Build()).Error()
+	if rueidis.IsRedisNil(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("record the oauth state as used in redis: %w", err)
+	}
+	return true, nil
 }

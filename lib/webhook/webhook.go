@@ -7,6 +7,7 @@ package webhook
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"io"
@@ -47,7 +48,21 @@ type Config struct {
 	// duplicate, not ignored), before the answer: it starts a prompt drain
 	// (lib/promptdrain) and must return within a few hundred ms.
 	Queued func(r *http.Request)
+	// CallbackSecret is STRAVA_CALLBACK_SECRET: when set, only requests
+	// carrying it (the path /api/activity_update/<secret>) are served, all
+	// others answer 404 before anything else is looked at. When empty,
+	// only the bare path is served.
+	CallbackSecret string
 }
+
+// CallbackSecretParam is the query parameter under which vercel.json's
+// rewrite of /api/activity_update/<secret> passes the secret, in case the
+// function is handed the rewritten path rather than the original one.
+const CallbackSecretParam = "callback_secret"
+
+// SecretPathValue is the name of the secret's path wildcard in the route
+// pattern /api/activity_update/{secret}.
+const SecretPathValue = "secret"
 
 // NewHandler returns the handler for /api/activity_update.
 func NewHandler(cfg Config, queue Enqueuer, subscription SubscriptionLookup, logger *slog.Logger) http.Handler {
@@ -63,6 +78,14 @@ type handler struct {
 }
 
 func (h *handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.callbackAllowed(r) {
+		// Logged without the path: it may hold a near-miss of the secret.
+		h.logger.LogAttrs(r.Context(), slog.LevelWarn, "webhook call refused",
+			slog.Int("status", http.StatusNotFound), slog.String("method", r.Method),
+			slog.String("outcome", "wrong or missing callback secret"))
+		respond.JSON(w, http.StatusNotFound, map[string]string{"error": "not found"})
+		return
+	}
 	switch r.Method {
 	case http.MethodGet:
 		h.validate(w, r)
@@ -72,6 +95,23 @@ func (h *handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, POST")
 		respond.Error(w, http.StatusMethodNotAllowed, "method not allowed: use GET (validation) or POST (event)")
 	}
+}
+
+// callbackAllowed says whether r came in through the configured callback:
+// the secret path when a secret is set (compared in constant time), else
+// the bare path.
+func (h *handler) callbackAllowed(r *http.Request) bool {
+	given := r.PathValue(SecretPathValue)
+	if h.cfg.CallbackSecret == "" {
+		return given == ""
+	}
+	if given == "" {
+		given = r.URL.Query().Get(CallbackSecretParam)
+	}
+	// Hashed first, so that the comparison takes the same time whatever
+	// the length of the guess.
+	g, want := sha256.Sum256([]byte(given)), sha256.Sum256([]byte(h.cfg.CallbackSecret))
+	return given != "" && subtle.ConstantTimeCompare(g[:], want[:]) == 1
 }
 
 // validate answers Strava's subscription validation: echo hub.challenge

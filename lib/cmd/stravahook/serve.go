@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/stravahook/stravahook/lib/app"
@@ -120,12 +121,18 @@ func serve(ctx context.Context, e env, opts serveOptions) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(tcpLn) }()
 	if sb != nil {
-		const callbackPath = "/api/activity_update"
-		if err := sb.setUp(ctx, a, base, callbackPath); err != nil {
+		// With STRAVA_CALLBACK_SECRET, the double pushes to the secret path;
+		// what is printed shows it masked.
+		registered, err := withCallbackSecret(base+callbackPath, cfg.CallbackSecret)
+		if err != nil {
 			_ = srv.Close()
 			return err
 		}
-		sb.printNextSteps(e.stdout, base, cfg.RedisURL, callbackPath, opts.drainEvery)
+		if err := sb.setUp(ctx, a, base, strings.TrimPrefix(registered, base)); err != nil {
+			_ = srv.Close()
+			return err
+		}
+		sb.printNextSteps(e.stdout, base, cfg.RedisURL, strings.TrimPrefix(maskCallback(registered), base), opts.drainEvery)
 	}
 	if opts.drainEvery > 0 {
 		go drainLoop(ctx, a, opts.drainEvery, e.stdout)

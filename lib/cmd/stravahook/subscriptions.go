@@ -40,8 +40,15 @@ func subscriptionCreateCommand() command {
 				if *callback == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 					return &usageError{msg: "-callback-url must be an http(s) URL, e.g. https://your-app.vercel.app/api/activity_update"}
 				}
-				return withApp(ctx, e, func(a *app.App) error {
+				return withApp(ctx, e, func(a *app.App) (err error) {
 					cfg := a.Config()
+					// The secret must never reach an output, an error included.
+					defer func() { err = redactErr(err, cfg.CallbackSecret) }()
+					callbackURL, err := withCallbackSecret(*callback, cfg.CallbackSecret)
+					if err != nil {
+						return err
+					}
+					shown := maskCallback(callbackURL)
 					if err := cfg.NeedStravaApp(); err != nil {
 						return err
 					}
@@ -52,26 +59,29 @@ func subscriptionCreateCommand() command {
 					// deadline is its own, ours only guards against a hang.
 					callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 					defer cancel()
-					sub, err := a.Strava.CreateSubscription(callCtx, *callback, cfg.VerifyToken)
+					sub, err := a.Strava.CreateSubscription(callCtx, callbackURL, cfg.VerifyToken)
 					switch {
 					case err == nil:
 					case hasCode(err, "already exists"):
 						msg := "Strava allows one subscription per application and one already exists"
 						if subs, lerr := a.Strava.ListSubscriptions(ctx); lerr == nil && len(subs) > 0 {
-							msg += fmt.Sprintf(": subscription %d (callback %s); delete it first with `stravahook subscription delete -id %d`", subs[0].ID, subs[0].CallbackURL, subs[0].ID)
+							msg += fmt.Sprintf(": subscription %d (callback %s); delete it first with `stravahook subscription delete -id %d`", subs[0].ID, maskCallback(subs[0].CallbackURL), subs[0].ID)
 						} else {
 							msg += "; see it with `stravahook subscription view` and delete it with `stravahook subscription delete`"
 						}
 						return errors.New(msg)
 					case hasCode(err, "not verifiable") || hasCode(err, "does not return 200"):
-						return fmt.Errorf("the callback was not verified by Strava: %s (%w): the deployment must be up and answer Strava's GET there, with STRAVA_VERIFY_TOKEN set to the same value on both sides; try `curl '%s?hub.mode=subscribe&hub.verify_token=<token>&hub.challenge=x'`", *callback, err, *callback)
+						return fmt.Errorf("the callback was not verified by Strava: %s (%w): the deployment must be up and answer Strava's GET there, with STRAVA_VERIFY_TOKEN (and STRAVA_CALLBACK_SECRET, if set) the same on both sides; try `curl '%s?hub.mode=subscribe&hub.verify_token=<token>&hub.challenge=x'`", shown, err, shown)
 					default:
 						return fmt.Errorf("create the subscription: %w", err)
 					}
 					if err := a.Store.SetSubscriptionID(ctx, sub.ID); err != nil {
 						return fmt.Errorf("subscription %d was created, but remembering its id failed: %w", sub.ID, err)
 					}
-					fmt.Fprintf(e.stdout, "created subscription %d for %s\n", sub.ID, *callback)
+					fmt.Fprintf(e.stdout, "created subscription %d for %s\n", sub.ID, shown)
+					if cfg.CallbackSecret != "" {
+						fmt.Fprintln(e.stdout, "the callback is the secret path: STRAVA_CALLBACK_SECRET was appended (not shown); the bare path now answers 404")
+					}
 					fmt.Fprintf(e.stdout, "events for other subscriptions are now refused; STRAVA_SUBSCRIPTION_ID=%d pins it without Redis\n", sub.ID)
 					return nil
 				})
@@ -102,7 +112,7 @@ func subscriptionViewCommand() command {
 						return nil
 					}
 					for _, s := range subs {
-						fmt.Fprintf(e.stdout, "subscription %d\n  callback: %s\n  created:  %s\n", s.ID, s.CallbackURL, s.CreatedAt.UTC().Format(time.RFC3339))
+						fmt.Fprintf(e.stdout, "subscription %d\n  callback: %s\n  created:  %s\n", s.ID, maskCallback(s.CallbackURL), s.CreatedAt.UTC().Format(time.RFC3339))
 					}
 					return nil
 				})
@@ -153,4 +163,62 @@ func subscriptionDeleteCommand() command {
 			}
 		},
 	}
+}
+
+// callbackPath is the intake's path; with STRAVA_CALLBACK_SECRET the
+// callback is callbackPath + "/" + the secret.
+const callbackPath = "/api/activity_update"
+
+// withCallbackSecret is the URL to register: raw with the secret appended
+// as the last path segment when one is configured. raw must end in
+// /api/activity_update (or already in the secret path).
+func withCallbackSecret(raw, secret string) (string, error) {
+	if secret == "" {
+		return raw, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", &usageError{msg: "-callback-url is not a URL"}
+	}
+	path := strings.TrimSuffix(u.Path, "/")
+	switch {
+	case strings.HasSuffix(path, callbackPath+"/"+secret):
+	case strings.HasSuffix(path, callbackPath):
+		path += "/" + secret
+	default:
+		return "", &usageError{msg: "-callback-url must end in " + callbackPath + " (STRAVA_CALLBACK_SECRET is appended to it)"}
+	}
+	u.Path, u.RawPath = path, ""
+	return u.String(), nil
+}
+
+// maskCallback hides whatever follows /api/activity_update/ in a callback
+// URL: a secret path's secret, whether or not this environment knows it.
+func maskCallback(callback string) string {
+	i := strings.Index(callback, callbackPath+"/")
+	if i < 0 {
+		return callback
+	}
+	start := i + len(callbackPath) + 1
+	end := len(callback)
+	if j := strings.IndexAny(callback[start:], "/?#"); j >= 0 {
+		end = start + j
+	}
+	if start == end {
+		return callback
+	}
+	return callback[:start] + "<STRAVA_CALLBACK_SECRET>" + callback[end:]
+}
+
+// redactErr replaces the secret in err's text, should any message (ours or
+// Strava's) have quoted the callback URL.
+func redactErr(err error, secret string) error {
+	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
+		return err
+	}
+	var usage *usageError
+	if errors.As(err, &usage) {
+		return &usageError{msg: strings.ReplaceAll(usage.msg, secret, "<STRAVA_CALLBACK_SECRET>"), usage: usage.usage}
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), secret, "<STRAVA_CALLBACK_SECRET>"))
 }
