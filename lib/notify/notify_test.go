@@ -606,3 +606,28 @@ func TestPing(t *testing.T) {
 		t.Errorf("ping stored keys: %v", keys)
 	}
 }
+
+// A dead notification is kept for redrive for DeadFor (Strava's 7 days:
+// its body may hold an activity), then forgotten, body and all.
+func TestDeadNotificationsAreForgottenAfterDeadFor(t *testing.T) {
+	down := newEndpoint(t, 500)
+	w := newWorld(t, down.srv.URL, testSecret)
+	w.n.cfg.MaxAttempts = 1
+	w.store(created(1))
+	if s := w.deliver(); s.Dead != 1 {
+		t.Fatalf("pass %+v, want dead at once", s)
+	}
+	w.clock.Advance(DeadFor - time.Second)
+	w.deliver()
+	if st := w.stats(); st[0].Dead != 1 {
+		t.Fatalf("stats %+v before DeadFor, want it dead and kept", st)
+	}
+	w.clock.Advance(2 * time.Second)
+	w.deliver()
+	if st := w.stats(); st[0].Dead != 0 {
+		t.Errorf("stats %+v after DeadFor, want it forgotten", st)
+	}
+	if keys := w.redis.Keys(t); len(keys) != 0 {
+		t.Errorf("keys left: %v", keys)
+	}
+}

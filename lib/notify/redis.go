@@ -245,17 +245,30 @@ func (n *Notifier) Store(ctx context.Context, ns []Notification) error {
 }
 
 // claimScript leases up to max due notifications of one endpoint, oldest
-// first.
+// first, and forgets dead ones older than DeadFor.
 //
 //	KEYS[1] due   KEYS[2] bodies   KEYS[3] attempts   KEYS[4] gone
+//	KEYS[5] dead   KEYS[6] errors   KEYS[7] refs
 //	ARGV[1] now (µs)   ARGV[2] lease score (µs)   ARGV[3] max   ARGV[4] configuration fingerprint
+//	ARGV[5] forget dead before (µs)
 //
 // Returns {'gone'} when the endpoint answered 410 Gone under this
 // configuration, else a flat list: id, due score, lane "\n" body,
 // attempts, … Moving the score to the lease end in the same script as the
 // read makes two drains' claims disjoint; the lease score (unique to the
-// claim) is what settleScript checks before touching an entry.
+// claim) is what settleScript checks before touching an entry. Pruning
+// here, at most pruneBatch a claim, costs no round trip of its own; a
+// body goes with the last endpoint holding it.
 var claimScript = rueidis.NewLuaScript(`
+local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[5], 'LIMIT', 0, ` + pruneBatch + `)
+for _, id in ipairs(expired) do
+  redis.call('ZREM', KEYS[5], id)
+  redis.call('HDEL', KEYS[6], id)
+  if redis.call('HINCRBY', KEYS[7], id, -1) <= 0 then
+    redis.call('HDEL', KEYS[7], id)
+    redis.call('HDEL', KEYS[2], id)
+  end
+end
 if redis.call('GET', KEYS[4]) == ARGV[4] then
   return {'gone'}
 end
@@ -272,6 +285,14 @@ end
 return out
 `)
 
+// DeadFor is how long a dead notification is kept for `notify redrive`:
+// its body may hold an activity, which Strava's API policy lets us keep
+// for 7 days at most.
+const DeadFor = 7 * 24 * time.Hour
+
+// pruneBatch bounds how many expired dead notifications one claim forgets.
+const pruneBatch = "100"
+
 // claimed is one leased notification.
 type claimed struct {
 	id, score, lane string
@@ -283,9 +304,10 @@ var errGone = errors.New("endpoint stopped by 410 Gone")
 
 func (n *Notifier) claim(ctx context.Context, e Endpoint, lease string) ([]claimed, error) {
 	k := n.keysOf(e)
+	now := n.cfg.Now()
 	flat, err := claimScript.Exec(ctx, n.client,
-		[]string{k.due, n.bodiesKey(), k.attempts, k.gone},
-		[]string{itoa(micros(n.cfg.Now())), lease, strconv.Itoa(n.cfg.BatchSize), n.cfg.Fingerprint},
+		[]string{k.due, n.bodiesKey(), k.attempts, k.gone, k.dead, k.errors, n.refsKey()},
+		[]string{itoa(micros(now)), lease, strconv.Itoa(n.cfg.BatchSize), n.cfg.Fingerprint, itoa(micros(now.Add(-DeadFor)))},
 	).ToArray()
 	if err != nil {
 		return nil, fmt.Errorf("claim notifications for %s: %w", e.Redacted(), err)
