@@ -184,3 +184,19 @@ func TestServeMakesUpAVerifyTokenAndStravaAcceptsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestServeDrainsEveryFewSecondsWithoutTheSandbox(t *testing.T) {
+	c := newCLI(t)
+	saveJane(t, c)
+	base := startServe(t, c.env, "-drain-every", "50ms")
+	act := c.strava.NewActivity(134815, "Run")
+	if code, out, stderr := c.run("trigger", "create", "-athlete", "134815", "-activity", jsonString(act.ID), "-url", base+"/api/activity_update"); code != 0 {
+		t.Fatalf("trigger = %d %q %q", code, out, stderr)
+	}
+	eventually(t, 10*time.Second, func() string {
+		if ids := keptIDs(t, c, "134815"); len(ids) != 1 || ids[0] != act.ID {
+			return "kept " + jsonString(ids)
+		}
+		return ""
+	})
+}

@@ -79,7 +79,7 @@ func serve(ctx context.Context, e env, opts serveOptions) error {
 		defer sb.Close()
 	}
 	if cfg.VerifyToken == "" {
-		cfg.VerifyToken = randomVerifyToken()
+		cfg.VerifyToken = randomSecret()
 		fmt.Fprintf(e.stderr, "STRAVA_VERIFY_TOKEN is unset: using %s for this run (give Strava the same value)\n", cfg.VerifyToken)
 	}
 	if cfg.RedisURL == "" {
