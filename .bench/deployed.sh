@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The deployed function's speed: `vercel build` (offline, as .ci/vercel-check.sh
+# does) in a throwaway copy of the repository with one extra, empty function
+# (api/bench_empty.go: writes 200), then .bench/lambdarun runs the bootstrap
+# binaries under a Lambda Runtime API stand-in against a private TLS
+# redis-server, beside the floor (.bench/floor). See .bench/README.md.
+#
+#   bash .bench/deployed.sh             # ~1 minute after the first build
+#   COLD_N=20 WARM_N=500 bash .bench/deployed.sh
+#   SMOKE=1 bash .bench/deployed.sh     # 2 cold starts, 5 warm: only checks that the kit works
+#
+# Options (environment): COLD_N (10) cold starts per column, WARM_N (200)
+# measured warm invocations per column, WARMUP_N (20), SMOKE=1,
+# VERCEL_CLI_DIR (as .ci/vercel-check.sh). Writes .bench/results/deployed.md
+# and the processes' logs beside it. Only 127.0.0.1 traffic, except npm
+# installing the Vercel CLI and go fetching modules when they are missing.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+res=.bench/results
+mkdir -p "$res"
+COLD_N=${COLD_N:-10} WARM_N=${WARM_N:-200} WARMUP_N=${WARMUP_N:-20}
+if [ -n "${SMOKE:-}" ]; then COLD_N=2 WARM_N=5 WARMUP_N=1; fi
+log() { printf '[deployed] %s\n' "$*" >&2; }
+
+command -v go >/dev/null || { log "go is not installed"; exit 1; }
+command -v npm >/dev/null || { log "npm (Node.js) is not installed"; exit 1; }
+if ! command -v redis-server >/dev/null; then
+  log "installing redis-server"
+  apt-get install -y -qq redis-server >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+fi
+cli_dir=${VERCEL_CLI_DIR:-$HOME/.cache/stravahook-vercel}
+if [ ! -x "$cli_dir/node_modules/.bin/vercel" ]; then
+  mkdir -p "$cli_dir"
+  [ -f "$cli_dir/package.json" ] || echo '{"private":true}' >"$cli_dir/package.json"
+  (cd "$cli_dir" && npm i -E vercel@58.10.0 --no-audit --no-fund --loglevel=error)
+fi
+vercel="$cli_dir/node_modules/.bin/vercel"
+
+# vercel build writes each bootstrap to $TMPDIR/<hash>/ (and names it
+# relative to the project), so both the copy and TMPDIR live in a directory
+# of the kit's own, removed on exit (KEEP_WORK=1 keeps it).
+work=$(mktemp -d "${TMPDIR:-/tmp}/stravahook-deployed.XXXXXX")
+[ -n "${KEEP_WORK:-}" ] && log "keeping $work" || trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/repo" "$work/bin" "$work/run" "$work/tmp"
+git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$work/repo"
+cat >"$work/repo/api/bench_empty.go" <<'EOF'
+package handler
+
+import "net/http"
+
+// BenchEmpty is the speed kit's empty function: the cost of being a Vercel Go function at all.
+func BenchEmpty(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }
+EOF
+mkdir -p "$work/repo/.vercel"
+echo '{"projectId":"prj_local","orgId":"team_local","settings":{"framework":null}}' >"$work/repo/.vercel/project.json"
+
+log "vercel build (offline) in a throwaway copy"
+start=$(date +%s)
+if ! (cd "$work/repo" && TMPDIR="$work/tmp" VERCEL_TELEMETRY_DISABLED=1 GOSUMDB=off "$vercel" build --yes) >"$res/deployed-vercel-build.log" 2>&1; then
+  tail -30 "$res/deployed-vercel-build.log" >&2
+  log "vercel build failed (log: $res/deployed-vercel-build.log)"
+  exit 1
+fi
+log "built in $(($(date +%s) - start))s"
+
+# The floor is built the way Vercel builds a function (-ldflags "-s -w").
+go build -ldflags "-s -w" -o "$work/bin/floor" ./.bench/floor
+go build -o "$work/bin/lambdarun" ./.bench/lambdarun
+
+label="commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes'), $(go version | cut -d' ' -f3), $(redis-server --version | cut -d' ' -f3 | tr -d 'v=') with TLS"
+"$work/bin/lambdarun" -functions "$work/repo/.vercel/output/functions" -project "$work/repo" \
+  -floor "$work/bin/floor" -work "$work/run" -results "$res" -label "$label" \
+  -cold "$COLD_N" -warm "$WARM_N" -warmup "$WARMUP_N" | tee "$res/deployed.md"
