@@ -57,6 +57,11 @@ func Options(rawURL string) (rueidis.ClientOption, error) {
 	// rueidis probes CLUSTER SLOTS and may connect to the address the
 	// server reports instead of the one configured (a proxy's, say).
 	opt.ForceSingleClient = true
+	// One connection: by default rueidis spreads keyed commands over up to
+	// four (by GOMAXPROCS), so a function's first event could pay a second
+	// TLS handshake, and every instance would hold more than one Upstash
+	// connection. .bench/deployed.sh counts the HELLOs of a cold start.
+	opt.PipelineMultiplex = -1
 	opt.ConnWriteTimeout = 5 * time.Second
 	// rueidis sizes each connection for large pipelines (0.5 MiB read and
 	// write buffers, a 1024-slot ring). Our commands and replies are small,

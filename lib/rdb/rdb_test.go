@@ -2,6 +2,8 @@ package rdb_test
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -27,6 +29,29 @@ func TestConnectRunsLuaAndSurvivesProxyCut(t *testing.T) {
 	defer cancel()
 	if err := c.Do(ctx, c.B().Get().Key(r.Prefix+"k").Build()).Error(); err == nil {
 		t.Fatal("GET through a cut proxy succeeded")
+	}
+}
+
+func TestConnectUsesOneConnection(t *testing.T) {
+	// rueidis's default would be four connections at this GOMAXPROCS, each
+	// keyed command on a random one of them.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	r := rdbtest.New(t)
+	p := rdbtest.NewProxy(t, rdbtest.HostPort(t, r.URL))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := rdb.Connect(ctx, p.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 32 {
+		if err := c.Do(ctx, c.B().Set().Key(fmt.Sprintf("%sk%d", r.Prefix, i)).Value("v").Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := p.Accepted(); n != 1 {
+		t.Fatalf("the client opened %d connections for 32 commands, want 1", n)
 	}
 }
 

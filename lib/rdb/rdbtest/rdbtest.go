@@ -175,12 +175,13 @@ func randomHex(n int) string {
 // see what the code does when Redis goes away mid-test (it works the same
 // in front of the real server and miniredis).
 type Proxy struct {
-	ln     net.Listener
-	target string
-	db     string // "/14" when the target is URLVar's server with a database
-	mu     sync.Mutex
-	down   bool
-	conns  []net.Conn
+	ln       net.Listener
+	target   string
+	db       string // "/14" when the target is URLVar's server with a database
+	mu       sync.Mutex
+	down     bool
+	conns    []net.Conn
+	accepted int
 }
 
 // NewProxy relays a local port to target ("host:port"); it stops with t.
@@ -210,6 +211,13 @@ func (p *Proxy) Cut() {
 	p.conns = nil
 }
 
+// Accepted is how many connections the proxy has relayed so far.
+func (p *Proxy) Accepted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.accepted
+}
+
 // Restore accepts connections again.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
@@ -236,6 +244,7 @@ func (p *Proxy) serve() {
 			continue
 		}
 		p.conns = append(p.conns, in, out)
+		p.accepted++
 		p.mu.Unlock()
 		go relay(in, out)
 		go relay(out, in)
