@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The deployed function's speed: `vercel build` (offline, as .ci/vercel-check.sh
-# does) in a throwaway copy of the repository with one extra, empty function
-# (api/bench_empty.go: writes 200), then .bench/lambdarun runs the bootstrap
+# does) in a throwaway copy of the repository and in one holding only an
+# empty function (api/bench_empty.go: writes 200), then .bench/lambdarun runs the bootstrap
 # binaries under a Lambda Runtime API stand-in against a private TLS
 # redis-server, beside the floor (.bench/floor). See .bench/README.md.
 #
@@ -42,9 +42,14 @@ vercel="$cli_dir/node_modules/.bin/vercel"
 # of the kit's own, removed on exit (KEEP_WORK=1 keeps it).
 work=$(mktemp -d "${TMPDIR:-/tmp}/stravahook-deployed.XXXXXX")
 [ -n "${KEEP_WORK:-}" ] && log "keeping $work" || trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/repo" "$work/bin" "$work/run" "$work/tmp"
+mkdir -p "$work/repo" "$work/empty/api" "$work/bin" "$work/run" "$work/tmp"
 git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$work/repo"
-cat >"$work/repo/api/bench_empty.go" <<'EOF'
+# The empty function gets a copy of its own with nothing else in api/: the
+# Vercel Go builder compiles the whole api package into every function, so
+# beside the real functions it would link everything they link.
+(cd "$work/repo" && tar -cf - go.mod go.sum .static) | tar -xf - -C "$work/empty"
+echo '{"outputDirectory":".static"}' >"$work/empty/vercel.json"
+cat >"$work/empty/api/bench_empty.go" <<'EOF'
 package handler
 
 import "net/http"
@@ -52,17 +57,23 @@ import "net/http"
 // BenchEmpty is the speed kit's empty function: the cost of being a Vercel Go function at all.
 func BenchEmpty(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }
 EOF
-mkdir -p "$work/repo/.vercel"
-echo '{"projectId":"prj_local","orgId":"team_local","settings":{"framework":null}}' >"$work/repo/.vercel/project.json"
 
-log "vercel build (offline) in a throwaway copy"
-start=$(date +%s)
-if ! (cd "$work/repo" && TMPDIR="$work/tmp" VERCEL_TELEMETRY_DISABLED=1 GOSUMDB=off "$vercel" build --yes) >"$res/deployed-vercel-build.log" 2>&1; then
-  tail -30 "$res/deployed-vercel-build.log" >&2
-  log "vercel build failed (log: $res/deployed-vercel-build.log)"
-  exit 1
-fi
-log "built in $(($(date +%s) - start))s"
+build() { # build DIR: vercel build (offline) in DIR
+  mkdir -p "$1/.vercel"
+  echo '{"projectId":"prj_local","orgId":"team_local","settings":{"framework":null}}' >"$1/.vercel/project.json"
+  local start log
+  start=$(date +%s)
+  log="$res/deployed-vercel-build-$(basename "$1").log"
+  if ! (cd "$1" && TMPDIR="$work/tmp" VERCEL_TELEMETRY_DISABLED=1 GOSUMDB=off "$vercel" build --yes) >"$log" 2>&1; then
+    tail -30 "$log" >&2
+    log "vercel build failed in the $(basename "$1") copy (log: $log)"
+    exit 1
+  fi
+  log "vercel build of the $(basename "$1") copy took $(($(date +%s) - start))s"
+}
+log "vercel build (offline) of two throwaway copies: the repository, and the empty function alone"
+build "$work/repo"
+build "$work/empty"
 
 # The floor is built the way Vercel builds a function (-ldflags "-s -w").
 go build -ldflags "-s -w" -o "$work/bin/floor" ./.bench/floor
@@ -70,5 +81,6 @@ go build -o "$work/bin/lambdarun" ./.bench/lambdarun
 
 label="commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes'), $(go version | cut -d' ' -f3), $(redis-server --version | cut -d' ' -f3 | tr -d 'v=') with TLS"
 "$work/bin/lambdarun" -functions "$work/repo/.vercel/output/functions" -project "$work/repo" \
+  -empty-functions "$work/empty/.vercel/output/functions" -empty-project "$work/empty" \
   -floor "$work/bin/floor" -work "$work/run" -results "$res" -label "$label" \
   -cold "$COLD_N" -warm "$WARM_N" -warmup "$WARMUP_N" | tee "$res/deployed.md"

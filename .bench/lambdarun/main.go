@@ -53,6 +53,8 @@ func main() {
 
 type options struct {
 	functions, project     string
+	emptyFunctions         string
+	emptyProject           string
 	function, empty        string
 	floorBin, redisServer  string
 	work, results, label   string
@@ -68,6 +70,8 @@ func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("lambdarun", flag.ContinueOnError)
 	fs.StringVar(&o.functions, "functions", "", "`dir` .vercel/output/functions of a vercel build (required)")
 	fs.StringVar(&o.project, "project", "", "`dir` the project vercel build ran in (default: three levels above -functions)")
+	fs.StringVar(&o.emptyFunctions, "empty-functions", "", "`dir` .vercel/output/functions of the build holding the empty function (default: -functions)")
+	fs.StringVar(&o.emptyProject, "empty-project", "", "`dir` that build ran in (default: three levels above -empty-functions)")
 	fs.StringVar(&o.function, "function", "activity_update", "the function under test (api/<name>.go)")
 	fs.StringVar(&o.empty, "empty", "bench_empty", "the empty function (api/<name>.go) built beside it")
 	fs.StringVar(&o.floorBin, "floor", "", "the floor binary built from .bench/floor (required)")
@@ -93,6 +97,12 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.project == "" {
 		o.project = filepath.Dir(filepath.Dir(filepath.Dir(o.functions)))
+	}
+	if o.emptyFunctions == "" {
+		o.emptyFunctions, o.emptyProject = o.functions, o.project
+	}
+	if o.emptyProject == "" {
+		o.emptyProject = filepath.Dir(filepath.Dir(filepath.Dir(o.emptyFunctions)))
 	}
 	o.verifyToken, o.challenge = "bench-verify-token", "bench-challenge-"
 	return o, nil
@@ -225,8 +235,8 @@ func wantStatus(want int) func(int, int, []byte) error {
 
 // bootstrap finds a function's binary: filePathMap.bootstrap of its
 // .vc-config.json, relative to the .func directory or to the project.
-func bootstrap(o options, name string) (string, error) {
-	funcDir := filepath.Join(o.functions, "api", name+".func")
+func bootstrap(functions, project, name string) (string, error) {
+	funcDir := filepath.Join(functions, "api", name+".func")
 	raw, err := os.ReadFile(filepath.Join(funcDir, ".vc-config.json"))
 	if err != nil {
 		return "", fmt.Errorf("function api/%s: %w", name, err)
@@ -247,7 +257,7 @@ func bootstrap(o options, name string) (string, error) {
 		if filepath.IsAbs(p) {
 			candidates = append(candidates, p)
 		} else {
-			candidates = append(candidates, filepath.Join(funcDir, p), filepath.Join(o.project, p))
+			candidates = append(candidates, filepath.Join(funcDir, p), filepath.Join(project, p))
 		}
 	}
 	for _, c := range candidates {
@@ -263,11 +273,11 @@ func run(args []string, stdout io.Writer, procs *children) error {
 	if err != nil {
 		return err
 	}
-	fnBin, err := bootstrap(o, o.function)
+	fnBin, err := bootstrap(o.functions, o.project, o.function)
 	if err != nil {
 		return err
 	}
-	emptyBin, err := bootstrap(o, o.empty)
+	emptyBin, err := bootstrap(o.emptyFunctions, o.emptyProject, o.empty)
 	if err != nil {
 		return err
 	}
