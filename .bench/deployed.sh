@@ -83,4 +83,4 @@ label="commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --
 "$work/bin/lambdarun" -functions "$work/repo/.vercel/output/functions" -project "$work/repo" \
   -empty-functions "$work/empty/.vercel/output/functions" -empty-project "$work/empty" \
   -floor "$work/bin/floor" -work "$work/run" -results "$res" -label "$label" \
-  -cold "$COLD_N" -warm "$WARM_N" -warmup "$WARMUP_N" | tee "$res/deployed.md"
+  -cold "$COLD_N" -warm "$WARM_N" -warmup "$WARMUP_N" ${CERT_DIR:+-cert-dir "$CERT_DIR"} | tee "$res/deployed.md"

@@ -63,6 +63,7 @@ type options struct {
 	coldTarget, rssTarget  float64
 	warmExtraMS            float64
 	verifyToken, challenge string
+	certDir                string
 }
 
 func parseFlags(args []string) (options, error) {
@@ -82,6 +83,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.cold, "cold", 10, "cold starts per column")
 	fs.IntVar(&o.warm, "warm", 200, "measured warm invocations per column")
 	fs.IntVar(&o.warmup, "warmup", 20, "warm invocations per column before measuring")
+	fs.StringVar(&o.certDir, "cert-dir", "", "SSL_CERT_DIR for the measured processes (default unset: Go also reads the system's certificate directories, as a function reads its image's bundle)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "longest wait for one answer")
 	fs.Float64Var(&o.coldTarget, "cold-target", 1.2, "cold start target, × the floor's")
 	fs.Float64Var(&o.warmExtraMS, "warm-target-ms", 0.5, "warm latency target, ms over the empty function's")
@@ -113,7 +115,8 @@ type column struct {
 	title   string
 	source  string // api/<name>.go, or "" for the floor
 	bin     string
-	isFloor bool
+	isFloor bool // .bench/floor, not a function
+	bare    bool // .bench/floor without Redis
 	request func(i int) bridgeRequest
 	check   func(i int, status int, body []byte) error
 
@@ -123,6 +126,7 @@ type column struct {
 	warmCmds   []int
 	warmCmdSet commandCalls // all commands of the measured warm invocations
 	rssKiB     int64
+	coldCPU    []time.Duration // CPU time of processes stopped right after their first answer
 	size       int64
 	err        error
 	proc       measured
@@ -133,14 +137,17 @@ func (c *column) fail(err error) {
 		c.err = err
 	}
 	if c.proc != nil {
-		c.noteRSS(c.proc.stop())
+		c.noteUsage(c.proc.stop(), false)
 		c.proc = nil
 	}
 }
 
-func (c *column) noteRSS(kib int64) {
-	if kib > c.rssKiB {
-		c.rssKiB = kib
+func (c *column) noteUsage(u usage, cold bool) {
+	if u.maxRSSKiB > c.rssKiB {
+		c.rssKiB = u.maxRSSKiB
+	}
+	if cold {
+		c.coldCPU = append(c.coldCPU, u.cpu)
 	}
 }
 
@@ -304,6 +311,11 @@ func run(args []string, stdout io.Writer, procs *children) error {
 		"STRAVA_VERIFY_TOKEN=" + o.verifyToken, "STRAVA_CLIENT_ID=4242", "STRAVA_CLIENT_SECRET=bench-client-secret",
 		"CRON_SECRET=bench-cron-secret-0123456789", "STRAVAHOOK_REDIS_PREFIX=bench:",
 	}
+	floorEnv := []string{"PATH=/usr/bin:/bin", "REDIS_URL=" + redis.url(), "SSL_CERT_FILE=" + redis.caFile}
+	if o.certDir != "" {
+		env = append(env, "SSL_CERT_DIR="+o.certDir)
+		floorEnv = append(floorEnv, "SSL_CERT_DIR="+o.certDir)
+	}
 	fnPath := "/api/" + o.function
 	cols := []*column{
 		{title: "validation GET", source: o.function, bin: fnBin,
@@ -327,6 +339,7 @@ func run(args []string, stdout io.Writer, procs *children) error {
 			request: func(int) bridgeRequest { return getRequest("/api/" + o.empty) },
 			check:   wantStatus(200)},
 		{title: "floor", bin: o.floorBin, isFloor: true},
+		{title: "bare process", bin: o.floorBin, isFloor: true, bare: true},
 	}
 	for _, c := range cols {
 		if st, err := os.Stat(c.bin); err == nil {
@@ -363,7 +376,11 @@ func run(args []string, stdout io.Writer, procs *children) error {
 	begin := func(c *column) (time.Duration, error) {
 		n++
 		if c.isFloor {
-			p, d, err := startFloor(c.bin, []string{"PATH=/usr/bin:/bin", "REDIS_URL=" + redis.url(), "SSL_CERT_FILE=" + redis.caFile}, logFor(c), o.timeout, procs)
+			fenv := floorEnv
+			if c.bare {
+				fenv = append(fenv[:len(fenv):len(fenv)], "FLOOR_REDIS=off")
+			}
+			p, d, err := startFloor(c.bin, fenv, logFor(c), o.timeout, procs)
 			if err != nil {
 				return 0, err
 			}
@@ -409,7 +426,7 @@ func run(args []string, stdout io.Writer, procs *children) error {
 				c.coldCmds = after.since(before)
 			}
 			if round < o.cold-1 {
-				c.noteRSS(c.proc.stop())
+				c.noteUsage(c.proc.stop(), true)
 				c.proc = nil
 			}
 		}
@@ -451,7 +468,7 @@ func run(args []string, stdout io.Writer, procs *children) error {
 	}
 	for _, c := range cols {
 		if c.proc != nil {
-			c.noteRSS(c.proc.stop())
+			c.noteUsage(c.proc.stop(), false)
 			c.proc = nil
 		}
 	}
@@ -467,6 +484,21 @@ func run(args []string, stdout io.Writer, procs *children) error {
 		return errors.New("not every column could be measured:\n" + strings.Join(failed, "\n"))
 	}
 	return nil
+}
+
+// existingCertDirs names the directories Go's crypto/x509 reads on Linux
+// when SSL_CERT_DIR is unset, with how many entries each has.
+func existingCertDirs() string {
+	var out []string
+	for _, d := range []string{"/etc/ssl/certs", "/etc/pki/tls/certs"} {
+		if entries, err := os.ReadDir(d); err == nil {
+			out = append(out, fmt.Sprintf("%s: %d entries", d, len(entries)))
+		}
+	}
+	if len(out) == 0 {
+		return "none exists"
+	}
+	return strings.Join(out, ", ")
 }
 
 func loadAverage() string {
@@ -534,7 +566,12 @@ func report(w io.Writer, o options, cols []*column, loadStart, loadEnd string) {
 
 	p("# The deployed function: `vercel build` output under a Lambda Runtime API stand-in, Redis over TLS\n\n")
 	p("%s, %s, %d CPUs, %s/%s. Load average at start %s, at end %s.\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), o.label, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, loadStart, loadEnd)
-	p("%d cold starts and %d warm invocations (after %d unmeasured) per column, round-robin over the columns.\n\n", o.cold, o.warm, o.warmup)
+	p("%d cold starts and %d warm invocations (after %d unmeasured) per column, round-robin over the columns.\n", o.cold, o.warm, o.warmup)
+	if o.certDir != "" {
+		p("Trusted roots: the run's CA (SSL_CERT_FILE) and %s (SSL_CERT_DIR).\n\n", o.certDir)
+	} else {
+		p("Trusted roots: the run's CA (SSL_CERT_FILE) and Go's default certificate directories (%s), as a function loads its image's bundle.\n\n", existingCertDirs())
+	}
 	p("| | ")
 	titles := make([]string, len(cols))
 	for i, c := range cols {
@@ -546,15 +583,19 @@ func report(w io.Writer, o options, cols []*column, loadStart, loadEnd string) {
 	}
 	p("\n")
 	row("built from", func(c *column) string {
+		if c.bare {
+			return "`.bench/floor`, FLOOR_REDIS=off"
+		}
 		if c.isFloor {
 			return "`.bench/floor`"
 		}
 		return "`api/" + c.source + ".go`"
 	})
 	row(fmt.Sprintf("cold start, ms (exec → first answer; median of %d)", o.cold), durCell(coldOf, 0.5))
+	row("CPU time of a cold start, ms (user + system until stopped after its first answer; median)", durCell(func(c *column) []time.Duration { return c.coldCPU }, 0.5))
 	row(fmt.Sprintf("warm latency, ms (median of %d)", o.warm), durCell(warmOf, 0.5))
 	row("warm latency, ms (p90)", durCell(warmOf, 0.9))
-	row("peak RSS, MiB (ru_maxrss, max over its processes)", func(c *column) string {
+	row("peak RSS, MiB (VmHWM, max over its processes)", func(c *column) string {
 		return fmt.Sprintf("%.1f", float64(c.rssKiB)/1024)
 	})
 	row("binary size, MiB", func(c *column) string { return fmt.Sprintf("%.1f", float64(c.size)/(1<<20)) })
@@ -573,11 +614,11 @@ func report(w io.Writer, o options, cols []*column, loadStart, loadEnd string) {
 		}
 		return fmt.Sprintf("%d: %s", c.coldCmds.total(), c.coldCmds)
 	})
-	p("\nThe floor opens one TLS connection and sends PING, then one PING per warm invocation.\n")
+	p("\nThe floor opens one TLS connection and sends PING, then one PING per warm invocation; the bare process is the same binary connecting nowhere (exec → its first line on stdout).\n")
 	p("Warm latency is the time from the stand-in handing out the event (`/next`) to the function's whole answer arriving (`/response`); for the floor, one PING round trip through its stdin/stdout.\n\n")
 
 	// Targets.
-	floor, empty := cols[len(cols)-1], cols[len(cols)-2]
+	fns, empty, floor, bare := cols[:3], cols[3], cols[4], cols[5]
 	p("| target | figure | met |\n|---|---|---|\n")
 	verdict := func(ok, known bool) string {
 		if !known {
@@ -590,7 +631,7 @@ func report(w io.Writer, o options, cols []*column, loadStart, loadEnd string) {
 	}
 	floorCold, floorOK := median(floor.cold)
 	emptyWarm, emptyOK := median(empty.warm)
-	for _, c := range cols[:len(cols)-2] {
+	for _, c := range fns {
 		cold, ok := median(c.cold)
 		known := ok && floorOK && floorCold > 0
 		r := 0.0
@@ -599,13 +640,13 @@ func report(w io.Writer, o options, cols []*column, loadStart, loadEnd string) {
 		}
 		p("| cold start, %s ≤ %.1f× the floor's | %.2f / %.2f ms = %.2f× | %s |\n", c.title, o.coldTarget, ms(cold), ms(floorCold), r, verdict(r <= o.coldTarget, known))
 	}
-	for _, c := range cols[:len(cols)-2] {
+	for _, c := range fns {
 		warm, ok := median(c.warm)
 		known := ok && emptyOK
 		p("| warm latency, %s ≤ the empty function's + %.1f ms | %.2f ms vs %.2f + %.1f = %.2f ms (%+.2f ms) | %s |\n", c.title, o.warmExtraMS,
 			ms(warm), ms(emptyWarm), o.warmExtraMS, ms(emptyWarm)+o.warmExtraMS, ms(warm)-ms(emptyWarm), verdict(ms(warm) <= ms(emptyWarm)+o.warmExtraMS, known))
 	}
-	for _, c := range cols[:len(cols)-2] {
+	for _, c := range fns {
 		known := c.rssKiB > 0 && empty.rssKiB > 0
 		r := 0.0
 		if known {
@@ -614,7 +655,7 @@ func report(w io.Writer, o options, cols []*column, loadStart, loadEnd string) {
 		p("| peak RSS, %s ≤ %.1f× the empty function's | %.1f / %.1f MiB = %.2f× | %s |\n", c.title, o.rssTarget,
 			float64(c.rssKiB)/1024, float64(empty.rssKiB)/1024, r, verdict(r <= o.rssTarget, known))
 	}
-	for _, c := range cols[1:3] {
+	for _, c := range fns[1:] {
 		exact := 0
 		for _, k := range c.warmCmds {
 			if k == 1 {
@@ -623,6 +664,37 @@ func report(w io.Writer, o options, cols []*column, loadStart, loadEnd string) {
 		}
 		p("| Redis commands per accepted %s = 1 | 1 in %d of %d warm invocations (%s) | %s |\n", strings.TrimSuffix(strings.TrimPrefix(c.title, "event POST ("), ")"),
 			exact, len(c.warmCmds), c.warmCmdSet, verdict(exact == len(c.warmCmds), len(c.warmCmds) > 0))
+	}
+
+	// Where a cold start goes, from the medians above.
+	b, bok := median(bare.cold)
+	e, eok := median(empty.cold)
+	if bok && eok && floorOK {
+		p("\nWhere a cold start goes (differences of the medians above, so approximate; negative means below the noise):\n\n| ms | ")
+		for _, c := range fns {
+			p("%s | ", c.title)
+		}
+		p("\n|---|")
+		for range fns {
+			p("---|")
+		}
+		p("\n")
+		split := func(label string, f func(x time.Duration) time.Duration) {
+			p("| %s |", label)
+			for _, c := range fns {
+				if x, ok := median(c.cold); ok {
+					p(" %.2f |", ms(f(x)))
+				} else {
+					p(" n/a |")
+				}
+			}
+			p("\n")
+		}
+		split("starting a Go process (the bare process)", func(time.Duration) time.Duration { return b })
+		split("+ the Lambda runtime loop and go-bridge (empty function − bare process)", func(time.Duration) time.Duration { return e - b })
+		split("+ one TLS connection and one command (floor − bare process)", func(time.Duration) time.Duration { return floorCold - b })
+		split("+ everything else the function does (the rest)", func(x time.Duration) time.Duration { return x - e - floorCold + b })
+		split("= cold start", func(x time.Duration) time.Duration { return x })
 	}
 	for _, c := range cols {
 		if c.err != nil {

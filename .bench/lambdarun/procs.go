@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,8 +24,8 @@ import (
 type measured interface {
 	// invoke hands it one request and returns the time to its answer.
 	invoke(payload []byte) (time.Duration, []byte, error)
-	// stop kills it and returns its peak RSS in KiB (getrusage ru_maxrss).
-	stop() int64
+	// stop kills it and returns its peak RSS and CPU time.
+	stop() usage
 }
 
 // children remembers every process the kit started, so that an interrupt
@@ -70,13 +72,27 @@ func (p *process) start(procs *children) (time.Time, error) {
 	return t0, nil
 }
 
-func (p *process) kill() int64 {
+// usage is a stopped process's peak RSS (KiB) and CPU time (user + system).
+type usage struct {
+	maxRSSKiB int64
+	cpu       time.Duration
+}
+
+// kill reads the peak RSS (VmHWM) first: getrusage's ru_maxrss would also
+// count the kit's own memory, which the child shared until its exec.
+func (p *process) kill() usage {
+	var u usage
+	if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)); err == nil {
+		for _, line := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				u.maxRSSKiB, _ = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			}
+		}
+	}
 	_ = p.cmd.Process.Kill()
 	<-p.exited
-	if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss
-	}
-	return 0
+	u.cpu = p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
+	return u
 }
 
 func (p *process) exitError() error {
@@ -157,10 +173,10 @@ func (f *function) invoke(payload []byte) (time.Duration, []byte, error) {
 	return res.at.Sub(f.api.sentAt(inv)), res.body, nil
 }
 
-func (f *function) stop() int64 {
-	rss := f.kill()
+func (f *function) stop() usage {
+	u := f.kill()
 	f.api.close()
-	return rss
+	return u
 }
 
 // floor is .bench/floor: one TLS connection, one command, then one PING per
@@ -238,7 +254,7 @@ func (fl *floor) invoke([]byte) (time.Duration, []byte, error) {
 	return time.Since(t0), nil, nil
 }
 
-func (fl *floor) stop() int64 {
+func (fl *floor) stop() usage {
 	fl.stdin.Close()
 	return fl.kill()
 }
