@@ -3,7 +3,8 @@
 # does) in a throwaway copy of the repository and in one holding only an
 # empty function (api/bench_empty.go: writes 200), then .bench/lambdarun runs the bootstrap
 # binaries under a Lambda Runtime API stand-in against a private TLS
-# redis-server, beside the floor (.bench/floor). See .bench/README.md.
+# redis-server (.ci/redis-extra.sh), beside the floor (.bench/floor).
+# See .bench/README.md.
 #
 #   bash .bench/deployed.sh             # ~1 minute after the first build
 #   COLD_N=20 WARM_N=500 bash .bench/deployed.sh
@@ -25,9 +26,9 @@ log() { printf '[deployed] %s\n' "$*" >&2; }
 
 command -v go >/dev/null || { log "go is not installed"; exit 1; }
 command -v npm >/dev/null || { log "npm (Node.js) is not installed"; exit 1; }
-if ! command -v redis-server >/dev/null; then
-  log "installing redis-server"
-  apt-get install -y -qq redis-server >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null || ! command -v openssl >/dev/null; then
+  log "installing redis-server and openssl"
+  apt-get install -y -qq redis-server redis-tools openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq redis-server redis-tools openssl >/dev/null; }
 fi
 cli_dir=${VERCEL_CLI_DIR:-$HOME/.cache/stravahook-vercel}
 if [ ! -x "$cli_dir/node_modules/.bin/vercel" ]; then
@@ -41,7 +42,11 @@ vercel="$cli_dir/node_modules/.bin/vercel"
 # relative to the project), so both the copy and TMPDIR live in a directory
 # of the kit's own, removed on exit (KEEP_WORK=1 keeps it).
 work=$(mktemp -d "${TMPDIR:-/tmp}/stravahook-deployed.XXXXXX")
-[ -n "${KEEP_WORK:-}" ] && log "keeping $work" || trap 'rm -rf "$work"' EXIT
+cleanup() {
+  bash .ci/redis-extra.sh stop "$work/redis" >/dev/null 2>&1 || true
+  if [ -n "${KEEP_WORK:-}" ]; then log "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
 mkdir -p "$work/repo" "$work/empty/api" "$work/bin" "$work/run" "$work/tmp"
 git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$work/repo"
 # The empty function gets a copy of its own with nothing else in api/: the
@@ -75,6 +80,12 @@ log "vercel build (offline) of two throwaway copies: the repository, and the emp
 build "$work/repo"
 build "$work/empty"
 
+# A private TLS Redis (and a unix-socket one the kit does not use), with a
+# throwaway CA: INFO commandstats then counts only the measured processes.
+bash .ci/redis-extra.sh start "$work/redis" >/dev/null
+# shellcheck disable=SC1091
+. "$work/redis/env"
+
 # The floor is built the way Vercel builds a function (-ldflags "-s -w").
 go build -ldflags "-s -w" -o "$work/bin/floor" ./.bench/floor
 go build -o "$work/bin/lambdarun" ./.bench/lambdarun
@@ -82,5 +93,6 @@ go build -o "$work/bin/lambdarun" ./.bench/lambdarun
 label="commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes'), $(go version | cut -d' ' -f3), $(redis-server --version | cut -d' ' -f3 | tr -d 'v=') with TLS"
 "$work/bin/lambdarun" -functions "$work/repo/.vercel/output/functions" -project "$work/repo" \
   -empty-functions "$work/empty/.vercel/output/functions" -empty-project "$work/empty" \
+  -redis-url "$STRAVAHOOK_TEST_REDISS_URL" -redis-ca "$STRAVAHOOK_TEST_REDIS_CA" \
   -floor "$work/bin/floor" -work "$work/run" -results "$res" -label "$label" \
   -cold "$COLD_N" -warm "$WARM_N" -warmup "$WARMUP_N" ${CERT_DIR:+-cert-dir "$CERT_DIR"} | tee "$res/deployed.md"

@@ -56,7 +56,8 @@ type options struct {
 	emptyFunctions         string
 	emptyProject           string
 	function, empty        string
-	floorBin, redisServer  string
+	floorBin               string
+	redisURL, redisCA      string
 	work, results, label   string
 	cold, warm, warmup     int
 	timeout                time.Duration
@@ -76,8 +77,9 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.function, "function", "activity_update", "the function under test (api/<name>.go)")
 	fs.StringVar(&o.empty, "empty", "bench_empty", "the empty function (api/<name>.go) built beside it")
 	fs.StringVar(&o.floorBin, "floor", "", "the floor binary built from .bench/floor (required)")
-	fs.StringVar(&o.redisServer, "redis-server", "redis-server", "redis-server to start with TLS")
-	fs.StringVar(&o.work, "work", "", "`dir` for certificates and Redis's files (required)")
+	fs.StringVar(&o.redisURL, "redis-url", "", "rediss://host:port of a TLS Redis used by nothing else (required)")
+	fs.StringVar(&o.redisCA, "redis-ca", "", "the CA `file` that signed its certificate (required)")
+	fs.StringVar(&o.work, "work", "", "`dir`, the functions' HOME (required)")
 	fs.StringVar(&o.results, "results", ".bench/results", "`dir` for the processes' logs")
 	fs.StringVar(&o.label, "label", "", "what was measured (commit, Go version), printed above the table")
 	fs.IntVar(&o.cold, "cold", 10, "cold starts per column")
@@ -91,8 +93,8 @@ func parseFlags(args []string) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if o.functions == "" || o.floorBin == "" || o.work == "" {
-		return o, errors.New("-functions, -floor and -work are required")
+	if o.functions == "" || o.floorBin == "" || o.work == "" || o.redisURL == "" || o.redisCA == "" {
+		return o, errors.New("-functions, -floor, -work, -redis-url and -redis-ca are required")
 	}
 	if o.cold < 1 || o.warm < 1 || o.warmup < 0 {
 		return o, errors.New("-cold and -warm must be ≥ 1, -warmup ≥ 0")
@@ -292,11 +294,10 @@ func run(args []string, stdout io.Writer, procs *children) error {
 		return err
 	}
 	loadStart := loadAverage()
-	redis, err := startTLSRedis(o.redisServer, o.work, procs)
+	redis, err := newTLSRedis(o.redisURL, o.redisCA)
 	if err != nil {
 		return err
 	}
-	defer redis.stop()
 	stats, err := redis.dial()
 	if err != nil {
 		return err

@@ -49,10 +49,6 @@ func (c *children) killAll() {
 	}
 }
 
-func childAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}
-
 // process is the part common to both kinds: the child and its exit.
 type process struct {
 	cmd    *exec.Cmd
@@ -62,7 +58,7 @@ type process struct {
 
 func (p *process) start(procs *children) (time.Time, error) {
 	p.exited = make(chan struct{})
-	p.cmd.SysProcAttr = childAttr()
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	t0 := time.Now()
 	if err := p.cmd.Start(); err != nil {
 		return t0, err

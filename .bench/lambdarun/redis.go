@@ -4,170 +4,46 @@ package main
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
+	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// tlsRedis is a private redis-server that listens only on TLS, with a
-// throwaway CA and server certificate made for this run. The kit owns it, so
-// INFO commandstats counts nothing but what the measured processes send.
+// tlsRedis is the TLS Redis the measured processes use: a private one
+// (.ci/redis-extra.sh starts it for .bench/deployed.sh), so that INFO
+// commandstats counts nothing but what they send.
 type tlsRedis struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
 	addr   string
 	caFile string
 	roots  *x509.CertPool
 }
 
-// startTLSRedis writes the certificates into dir and starts redisServer
-// (Debian's redis-server supports --tls-port) on a free loopback port.
-func startTLSRedis(redisServer, dir string, procs *children) (*tlsRedis, error) {
-	caFile, certFile, keyFile, roots, err := writeCertificates(dir)
+func newTLSRedis(rawURL, caFile string) (*tlsRedis, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "rediss" || u.Port() == "" || u.User != nil {
+		return nil, fmt.Errorf("-redis-url must be rediss://host:port without a password, got %q", rawURL)
+	}
+	pem, err := os.ReadFile(caFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("-redis-ca: %w", err)
 	}
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		r := &tlsRedis{addr: "127.0.0.1:" + strconv.Itoa(port), caFile: caFile, roots: roots, exited: make(chan struct{})}
-		logFile, err := os.Create(filepath.Join(dir, "redis.log"))
-		if err != nil {
-			return nil, err
-		}
-		r.cmd = exec.Command(redisServer,
-			"--port", "0", "--bind", "127.0.0.1", "--tls-port", strconv.Itoa(port),
-			"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", caFile,
-			"--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--dir", dir)
-		r.cmd.Stdout, r.cmd.Stderr = logFile, logFile
-		r.cmd.SysProcAttr = childAttr()
-		if err := r.cmd.Start(); err != nil {
-			logFile.Close()
-			return nil, fmt.Errorf("start %s: %w", redisServer, err)
-		}
-		procs.add(r.cmd.Process)
-		go func() { _ = r.cmd.Wait(); logFile.Close(); close(r.exited) }()
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			c, err := r.dial()
-			if err == nil {
-				_, err = c.do("PING")
-				c.close()
-				if err == nil {
-					return r, nil
-				}
-			}
-			lastErr = err
-			select {
-			case <-r.exited:
-				deadline = time.Time{}
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-		r.stop()
-		log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
-		lastErr = fmt.Errorf("TLS redis-server on port %d did not answer: %v\n%s", port, lastErr, tail(log, 5))
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("-redis-ca %s holds no PEM certificate", caFile)
 	}
-	return nil, lastErr
+	return &tlsRedis{addr: u.Host, caFile: caFile, roots: roots}, nil
 }
 
 func (r *tlsRedis) url() string { return "rediss://" + r.addr }
-
-func (r *tlsRedis) stop() {
-	_ = r.cmd.Process.Kill()
-	<-r.exited
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// writeCertificates makes a throwaway ECDSA P-256 CA and a server certificate
-// for 127.0.0.1 and localhost signed by it.
-func writeCertificates(dir string) (caFile, certFile, keyFile string, roots *x509.CertPool, err error) {
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "stravahook bench CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return
-	}
-	caFile = filepath.Join(dir, "ca.pem")
-	certFile = filepath.Join(dir, "redis.pem")
-	keyFile = filepath.Join(dir, "redis.key")
-	for _, f := range []struct {
-		path, kind string
-		der        []byte
-	}{{caFile, "CERTIFICATE", caDER}, {certFile, "CERTIFICATE", der}, {keyFile, "PRIVATE KEY", keyDER}} {
-		if err = os.WriteFile(f.path, pem.EncodeToMemory(&pem.Block{Type: f.kind, Bytes: f.der}), 0o600); err != nil {
-			return
-		}
-	}
-	roots = x509.NewCertPool()
-	roots.AddCert(ca)
-	return caFile, certFile, keyFile, roots, nil
-}
 
 // redisConn is the kit's own connection, for PING and INFO commandstats.
 type redisConn struct {
@@ -177,7 +53,8 @@ type redisConn struct {
 
 func (r *tlsRedis) dial() (*redisConn, error) {
 	d := &net.Dialer{Timeout: 2 * time.Second}
-	conn, err := tls.DialWithDialer(d, "tcp", r.addr, &tls.Config{RootCAs: r.roots, ServerName: "127.0.0.1"})
+	host, _, _ := net.SplitHostPort(r.addr)
+	conn, err := tls.DialWithDialer(d, "tcp", r.addr, &tls.Config{RootCAs: r.roots, ServerName: host})
 	if err != nil {
 		return nil, err
 	}
