@@ -30,13 +30,7 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null || 
   log "installing redis-server and openssl"
   apt-get install -y -qq redis-server redis-tools openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq redis-server redis-tools openssl >/dev/null; }
 fi
-cli_dir=${VERCEL_CLI_DIR:-$HOME/.cache/stravahook-vercel}
-if [ ! -x "$cli_dir/node_modules/.bin/vercel" ]; then
-  mkdir -p "$cli_dir"
-  [ -f "$cli_dir/package.json" ] || echo '{"private":true}' >"$cli_dir/package.json"
-  (cd "$cli_dir" && npm i -E vercel@58.10.0 --no-audit --no-fund --loglevel=error)
-fi
-vercel="$cli_dir/node_modules/.bin/vercel"
+vercel=$(bash .ci/vercel-cli.sh)
 
 # vercel build writes each bootstrap to $TMPDIR/<hash>/ (and names it
 # relative to the project), so both the copy and TMPDIR live in a directory

@@ -6,20 +6,18 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
-cli_dir=${VERCEL_CLI_DIR:-$HOME/.cache/stravahook-vercel}
-if [ ! -x "$cli_dir/node_modules/.bin/vercel" ]; then
-  mkdir -p "$cli_dir"
-  [ -f "$cli_dir/package.json" ] || echo '{"private":true}' >"$cli_dir/package.json"
-  (cd "$cli_dir" && npm i -E vercel@58.10.0 --no-audit --no-fund --loglevel=error)
-fi
-vercel="$cli_dir/node_modules/.bin/vercel"
+vercel=$(bash .ci/vercel-cli.sh)
 export VERCEL_TELEMETRY_DISABLED=1 GOSUMDB=off
+# vercel build puts each function's binary in $TMPDIR/<hash>/: one
+# directory of this run's own, removed at the end, instead of /tmp.
+vercel_tmp=$(mktemp -d "${TMPDIR:-/tmp}/stravahook-vercel.XXXXXX")
+export TMPDIR=$vercel_tmp
 
 # Logs of this run only: several checkouts may run this script at once.
 logs=$(mktemp -d /tmp/stravahook-vercel-check.XXXXXX)
 cleanup() {
   [ -n "${dev_pid:-}" ] && kill -- "-$dev_pid" 2>/dev/null || true
-  rm -rf "$repo/.vercel"
+  rm -rf "$repo/.vercel" "$vercel_tmp"
 }
 trap cleanup EXIT
 

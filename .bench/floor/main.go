@@ -48,25 +48,19 @@ func run() error {
 // answer runs work once and prints "ready", then once more per line of
 // stdin, printing "pong" after each.
 func answer(work func() error) error {
-	out := bufio.NewWriter(os.Stdout)
-	if err := work(); err != nil {
+	say := func(line string) error {
+		if err := work(); err != nil {
+			return err
+		}
+		_, err := os.Stdout.WriteString(line + "\n")
 		return err
 	}
-	if _, err := out.WriteString("ready\n"); err != nil {
-		return err
-	}
-	if err := out.Flush(); err != nil {
+	if err := say("ready"); err != nil {
 		return err
 	}
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
-		if err := work(); err != nil {
-			return err
-		}
-		if _, err := out.WriteString("pong\n"); err != nil {
-			return err
-		}
-		if err := out.Flush(); err != nil {
+		if err := say("pong"); err != nil {
 			return err
 		}
 	}

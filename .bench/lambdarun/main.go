@@ -400,72 +400,84 @@ func run(args []string, stdout io.Writer, procs *children) error {
 		return d, err
 	}
 
-	// Cold starts, round-robin (the order rotates each round so that drift
-	// of a busy machine favours no column); the last round's processes stay
-	// up for the warm phase.
-	for round := 0; round < o.cold; round++ {
-		for k := range cols {
-			c := cols[(round+k)%len(cols)]
-			if c.err != nil {
-				continue
-			}
-			before, err := stats.commandStats()
-			if err != nil {
-				return err
-			}
-			d, err := begin(c)
-			if err != nil {
-				c.fail(fmt.Errorf("cold start %d: %w", round+1, err))
-				continue
-			}
-			after, err := stats.commandStats()
-			if err != nil {
-				return err
-			}
-			c.cold = append(c.cold, d)
-			if round == 0 {
-				c.coldCmds = after.since(before)
-			}
-			if round < o.cold-1 {
-				c.noteUsage(c.proc.stop(), true)
-				c.proc = nil
+	// counted runs step (a cold start or an invocation) and returns the Redis
+	// commands sent meanwhile. errStats ends the run: without INFO nothing
+	// can be counted.
+	var errStats error
+	counted := func(step func(*column) (time.Duration, error), c *column) (time.Duration, commandCalls, error) {
+		before, err := stats.commandStats()
+		if err != nil {
+			errStats = err
+			return 0, nil, err
+		}
+		d, err := step(c)
+		if err != nil {
+			return 0, nil, err
+		}
+		after, err := stats.commandStats()
+		if err != nil {
+			errStats = err
+			return 0, nil, err
+		}
+		return d, after.since(before), nil
+	}
+	// roundRobin calls each column's f in a rotating order (so that drift of
+	// a busy machine favours no column), skipping columns that failed.
+	roundRobin := func(rounds int, f func(round int, c *column)) error {
+		for round := 0; round < rounds; round++ {
+			for k := range cols {
+				if c := cols[(round+k)%len(cols)]; c.err == nil {
+					f(round, c)
+				}
+				if errStats != nil {
+					return errStats
+				}
 			}
 		}
+		return nil
 	}
 
-	// Warm invocations, round-robin over the columns' processes.
+	// Cold starts; the last round's processes stay up for the warm phase.
+	err = roundRobin(o.cold, func(round int, c *column) {
+		d, cmds, err := counted(begin, c)
+		if err != nil {
+			c.fail(fmt.Errorf("cold start %d: %w", round+1, err))
+			return
+		}
+		c.cold = append(c.cold, d)
+		if round == 0 {
+			c.coldCmds = cmds
+		}
+		if round < o.cold-1 {
+			c.noteUsage(c.proc.stop(), true)
+			c.proc = nil
+		}
+	})
+	if err != nil {
+		return err
+	}
+
+	// Warm invocations.
 	for _, c := range cols {
 		c.warmCmdSet = commandCalls{}
 	}
-	for i := 0; i < o.warmup+o.warm; i++ {
-		for k := range cols {
-			c := cols[(i+k)%len(cols)]
-			if c.err != nil {
-				continue
-			}
-			before, err := stats.commandStats()
-			if err != nil {
-				return err
-			}
-			d, err := answer(c)
-			if err != nil {
-				c.fail(fmt.Errorf("warm invocation %d: %w", i+1, err))
-				continue
-			}
-			after, err := stats.commandStats()
-			if err != nil {
-				return err
-			}
-			if i < o.warmup {
-				continue
-			}
-			c.warm = append(c.warm, d)
-			diff := after.since(before)
-			c.warmCmds = append(c.warmCmds, diff.total())
-			for name, k := range diff {
-				c.warmCmdSet[name] += k
-			}
+	err = roundRobin(o.warmup+o.warm, func(i int, c *column) {
+		d, cmds, err := counted(answer, c)
+		if err != nil {
+			c.fail(fmt.Errorf("warm invocation %d: %w", i+1, err))
+			return
 		}
+		if i < o.warmup {
+			return
+		}
+		c.warm = append(c.warm, d)
+		c.warmCmds = append(c.warmCmds, cmds.total())
+		for name, k := range cmds {
+			c.warmCmdSet[name] += k
+		}
+	})
+	if err != nil {
+		return err
 	}
 	for _, c := range cols {
 		if c.proc != nil {
