@@ -125,7 +125,10 @@ func (a *App) ConnectPages() *connect.Pages {
 
 // subscriptionCache answers "which subscription is ours" for every POST
 // without a Redis read each time: STRAVA_SUBSCRIPTION_ID when set, else
-// the id the CLI remembered, re-read at most every ttl.
+// the id the CLI remembered, re-read at most every ttl. One read at a time
+// refreshes it; the other callers wait for that read, or for their own
+// context to end, whichever comes first: with Redis stalled, no POST waits
+// longer than its own deadline.
 type subscriptionCache struct {
 	fixed int64
 	load  func(context.Context) (int64, error)
@@ -135,6 +138,7 @@ type subscriptionCache struct {
 	value   int64
 	err     error
 	expires time.Time
+	loading chan struct{} // closed when the read in flight ends; nil when none
 }
 
 func (c *subscriptionCache) Get(ctx context.Context) (int64, error) {
@@ -142,19 +146,43 @@ func (c *subscriptionCache) Get(ctx context.Context) (int64, error) {
 		return c.fixed, nil
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if time.Now().Before(c.expires) {
-		return c.value, c.err
+		v, err := c.value, c.err
+		c.mu.Unlock()
+		return v, err
 	}
+	loading := c.loading
+	if loading == nil {
+		loading = make(chan struct{})
+		c.loading = loading
+		go c.refresh(context.WithoutCancel(ctx), loading)
+	}
+	c.mu.Unlock()
+	select {
+	case <-loading:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.value, c.err
+	case <-ctx.Done():
+		return 0, fmt.Errorf("read the remembered subscription id: %w", context.Cause(ctx))
+	}
+}
+
+// refresh reads the id, bounded by the intake's budget, in a goroutine of
+// its own: the caller that started it may stop waiting before it ends.
+func (c *subscriptionCache) refresh(ctx context.Context, done chan struct{}) {
 	ctx, cancel := context.WithTimeout(ctx, webhook.EnqueueTimeout)
 	defer cancel()
 	v, err := c.load(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if err != nil {
-		// Remember the failure briefly: with Redis gone, POSTs would
-		// otherwise queue up behind this mutex one read timeout each.
+		// Remember the failure briefly: with Redis gone, each POST would
+		// otherwise start a read of its own.
 		c.err, c.expires = fmt.Errorf("read the remembered subscription id: %w", err), time.Now().Add(time.Second)
-		return 0, c.err
+	} else {
+		c.value, c.err, c.expires = v, nil, time.Now().Add(c.ttl)
 	}
-	c.value, c.err, c.expires = v, nil, time.Now().Add(c.ttl)
-	return v, nil
+	c.loading = nil
+	close(done)
 }

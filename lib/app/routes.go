@@ -17,8 +17,11 @@ type Route struct {
 	handler func(*App) http.Handler
 }
 
+// intakePattern is Strava's callback, whose answers have a deadline.
+const intakePattern = "/api/activity_update"
+
 var routes = []Route{
-	{"/api/activity_update", "GET|POST", "Strava webhook (validation, events); 404 when STRAVA_CALLBACK_SECRET is set", (*App).ActivityUpdate},
+	{intakePattern, "GET|POST", "Strava webhook (validation, events); 404 when STRAVA_CALLBACK_SECRET is set", (*App).ActivityUpdate},
 	// On Vercel, vercel.json rewrites this path to the activity_update
 	// function; the function still sees it (and the rewrite also passes the
 	// secret as webhook.CallbackSecretParam).

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stravahook/stravahook/lib/rdb"
 	"github.com/stravahook/stravahook/lib/respond"
+	"github.com/stravahook/stravahook/lib/webhook"
 )
 
 // Instance is what one Vercel function instance serves from: the App is
@@ -22,10 +23,15 @@ type Instance struct {
 	getenv func(string) string
 	logger *slog.Logger
 
-	mu    sync.Mutex
-	app   *App
-	fatal error
+	mu         sync.Mutex
+	app        *App
+	fatal      error
+	connecting chan struct{} // closed when the connection attempt in flight ends
+	connectErr error         // that attempt's failure
 }
+
+// connectTimeout bounds one attempt to reach Redis on a cold instance.
+const connectTimeout = 3 * time.Second
 
 // vercel is the only package-level state: Vercel's Go runtime calls a
 // plain function per request, so the instance's App has to live somewhere
@@ -43,29 +49,60 @@ func NewInstance(getenv func(string) string, logger *slog.Logger) *Instance {
 // ErrNoRedis says which variable to set.
 var ErrNoRedis = errors.New("neither REDIS_URL nor KV_URL is set: add Upstash for Redis to the Vercel project (it sets KV_URL) or set REDIS_URL to a rediss:// URL")
 
+// get returns the instance's App, connecting to Redis on first use. The
+// connection attempt runs on its own; a caller waits for it only until its
+// own context ends (the intake's budget, see Serve), so that a Redis that
+// stalls while we connect costs an event POST its 503, not seconds.
 func (i *Instance) get(ctx context.Context) (*App, error) {
 	i.mu.Lock()
-	defer i.mu.Unlock()
 	if i.app != nil || i.fatal != nil {
+		defer i.mu.Unlock()
 		return i.app, i.fatal
 	}
 	cfg, err := LoadConfig(i.getenv)
 	if err != nil {
 		i.fatal = err
+		i.mu.Unlock()
 		return nil, err
 	}
 	if cfg.RedisURL == "" {
 		i.fatal = ErrNoRedis
+		i.mu.Unlock()
 		return nil, i.fatal
 	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	done := i.connecting
+	if done == nil {
+		done = make(chan struct{})
+		i.connecting = done
+		go i.connect(cfg, done)
+	}
+	i.mu.Unlock()
+	select {
+	case <-done:
+		i.mu.Lock()
+		defer i.mu.Unlock()
+		if i.app != nil {
+			return i.app, nil
+		}
+		return nil, i.connectErr
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s: not reachable yet: %w", cfg.RedisURLVar, context.Cause(ctx))
+	}
+}
+
+func (i *Instance) connect(cfg Config, done chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
 	client, err := rdb.Connect(ctx, cfg.RedisURL)
+	i.mu.Lock()
+	defer i.mu.Unlock()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg.RedisURLVar, err)
+		i.connectErr = fmt.Errorf("%s: %w", cfg.RedisURLVar, err)
+	} else {
+		i.app, i.connectErr = New(cfg, client, i.logger), nil
 	}
-	i.app = New(cfg, client, i.logger)
-	return i.app, nil
+	i.connecting = nil
+	close(done)
 }
 
 // Serve answers a request to the Vercel function whose route is pattern
@@ -74,7 +111,15 @@ func (i *Instance) get(ctx context.Context) (*App, error) {
 // path values; a path the table does not know (a rewrite Vercel did not
 // preserve) still reaches the function's own route.
 func (i *Instance) Serve(w http.ResponseWriter, r *http.Request, pattern string) {
-	a, err := i.get(r.Context())
+	getCtx := r.Context()
+	if pattern == intakePattern {
+		// Strava waits 2 s: a cold instance's connection gets the intake's
+		// budget, not more.
+		var cancel context.CancelFunc
+		getCtx, cancel = context.WithTimeout(getCtx, webhook.EnqueueTimeout)
+		defer cancel()
+	}
+	a, err := i.get(getCtx)
 	if err != nil {
 		i.logger.LogAttrs(r.Context(), slog.LevelError, "function unavailable",
 			slog.String("route", pattern), slog.Int("status", http.StatusServiceUnavailable), slog.String("error", err.Error()))

@@ -24,10 +24,13 @@ import (
 // hundred bytes; anything near this is not from Strava.
 const MaxBody = 64 << 10
 
-// EnqueueTimeout is how long the Redis write may take: past Strava's 2 s it
-// would retry anyway, and a 503 tells it to. The queue enforces it (see
-// queue.WithEnqueueTimeout); the request's own context ends the wait too.
-const EnqueueTimeout = 1500 * time.Millisecond
+// EnqueueTimeout bounds all the Redis work of one POST together (the
+// subscription lookup and the enqueue): whatever Redis does (down, stalled,
+// a half-open connection), the answer, a 503 at worst, leaves within about
+// 1.5 s, the prompt-drain trigger's few hundred ms included (Config.Queued),
+// and Strava, which waits 2 s, retries. The queue enforces it too (see
+// queue.WithEnqueueTimeout).
+const EnqueueTimeout = 1100 * time.Millisecond
 
 // Enqueuer stores an event durably, once per id.
 type Enqueuer interface {
@@ -156,10 +159,12 @@ const (
 
 func (h *handler) receive(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ev, status, err := h.accept(w, r)
+	ctx, cancel := context.WithTimeout(r.Context(), EnqueueTimeout)
+	defer cancel()
+	ev, status, err := h.accept(ctx, w, r)
 	outcome := ""
 	if err == nil {
-		outcome, status, err = h.enqueue(r.Context(), ev)
+		outcome, status, err = h.enqueue(ctx, ev)
 	}
 	if err == nil && outcome == outcomeQueued && h.cfg.Queued != nil {
 		h.cfg.Queued(r)
@@ -201,7 +206,7 @@ var outcomeAnswers = map[string][]byte{
 var errNotOurs = errors.New("subscription_id is not this application's subscription")
 
 // accept reads and validates the body; on error the status says why.
-func (h *handler) accept(w http.ResponseWriter, r *http.Request) (strava.Event, int, error) {
+func (h *handler) accept(ctx context.Context, w http.ResponseWriter, r *http.Request) (strava.Event, int, error) {
 	if r.ContentLength > MaxBody {
 		return strava.Event{}, http.StatusRequestEntityTooLarge, errors.New("body larger than 64 KiB")
 	}
@@ -221,7 +226,7 @@ func (h *handler) accept(w http.ResponseWriter, r *http.Request) (strava.Event, 
 		return strava.Event{}, http.StatusBadRequest, err
 	}
 	if h.subscription != nil {
-		ours, err := h.subscription(r.Context())
+		ours, err := h.subscription(ctx)
 		if err != nil {
 			return ev, http.StatusServiceUnavailable, err
 		}

@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -172,14 +171,18 @@ func randomHex(n int) string {
 }
 
 // Proxy is a TCP relay in front of a Redis server that a test can cut, to
-// see what the code does when Redis goes away mid-test (it works the same
-// in front of the real server and miniredis).
+// see what the code does when Redis goes away mid-test, or stall, to see
+// what it does when Redis stops answering on open connections (a SIGSTOPped
+// server, a half-open connection). It works the same in front of the real
+// server and miniredis.
 type Proxy struct {
 	ln       net.Listener
 	target   string
 	db       string // "/14" when the target is URLVar's server with a database
 	mu       sync.Mutex
 	down     bool
+	stalled  bool
+	resumed  *sync.Cond // broadcast when stalled ends
 	conns    []net.Conn
 	accepted int
 }
@@ -192,6 +195,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 		t.Fatalf("proxy listen: %v", err)
 	}
 	p := &Proxy{ln: ln, target: target, db: DBPath(t, target)}
+	p.resumed = sync.NewCond(&p.mu)
 	go p.serve()
 	t.Cleanup(func() { ln.Close(); p.Cut() })
 	return p
@@ -200,11 +204,20 @@ func NewProxy(t testing.TB, target string) *Proxy {
 // URL is the redis:// URL that reaches the target through the proxy.
 func (p *Proxy) URL() string { return "redis://" + p.ln.Addr().String() + p.db }
 
+// Stall keeps every connection open, new ones included, but relays nothing
+// either way until Restore (or Cut): requests go out and no answer comes.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	p.stalled = true
+	p.mu.Unlock()
+}
+
 // Cut closes every relayed connection and refuses new ones until Restore.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.down = true
+	p.down, p.stalled = true, false
+	p.resumed.Broadcast()
 	for _, c := range p.conns {
 		c.Close()
 	}
@@ -218,10 +231,11 @@ func (p *Proxy) Accepted() int {
 	return p.accepted
 }
 
-// Restore accepts connections again.
+// Restore accepts connections again, and ends a stall.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
-	p.down = false
+	p.down, p.stalled = false, false
+	p.resumed.Broadcast()
 	p.mu.Unlock()
 }
 
@@ -246,15 +260,32 @@ func (p *Proxy) serve() {
 		p.conns = append(p.conns, in, out)
 		p.accepted++
 		p.mu.Unlock()
-		go relay(in, out)
-		go relay(out, in)
+		go p.relay(in, out)
+		go p.relay(out, in)
 	}
 }
 
-func relay(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
+// relay copies src to dst, holding what it read while the proxy is stalled.
+func (p *Proxy) relay(dst, src net.Conn) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			for p.stalled {
+				p.resumed.Wait()
+			}
+			p.mu.Unlock()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // DBPath is URLVar's database ("/14") when target is URLVar's server,
