@@ -15,7 +15,7 @@ import (
 )
 
 // BenchmarkActivityUpdatePOST is the intake's hot path in process: decode,
-// validate, subscription check, one enqueue script, JSON answer, log line.
+// validate, subscription check, one enqueue round trip, JSON answer, log line.
 // Each iteration is a distinct event, so dedupe never short-circuits.
 // Against the real server: STRAVAHOOK_TEST_REDIS_URL=redis://127.0.0.1:6379/15 go test -run '^$' -bench POST ./lib/app
 func BenchmarkActivityUpdatePOST(b *testing.B) {

@@ -282,7 +282,7 @@ func TestEnqueueRedisCutMidBurst(t *testing.T) {
 		t.Error("nothing was added before the cut")
 	}
 	if failed == 0 {
-		t.Log("the cut came after every batch (no call saw it)")
+		t.Log("the cut came after every call (none saw it)")
 	}
 }
 

@@ -495,8 +495,9 @@ func TestEventWithoutPayloadIsStoredAsItsIDAlone(t *testing.T) {
 	}
 }
 
-// A batch mixing events with and without payloads commits in one go.
-func TestEnqueueMixedBatch(t *testing.T) {
+// Concurrent events with and without payloads are each stored as they
+// came: a payload where there was one, none where there was none.
+func TestEnqueueMixedPayloadsConcurrently(t *testing.T) {
 	q, _, _ := setup(t)
 	ctx := context.Background()
 	var wg sync.WaitGroup
