@@ -33,41 +33,96 @@ type Summary struct {
 // started before it may take Timeout more. Failures are recorded in the
 // returned Summary and the log, never returned: they hold back nothing.
 func (n *Notifier) Deliver(ctx context.Context, deadline time.Time) Summary {
-	var sum Summary
+	return n.Start(ctx, deadline).Finish(deadline)
+}
+
+// Session delivers while notifications are still being stored, so that
+// the endpoints' latency overlaps the caller's other work: Kick after each
+// Store, Finish at the end. Each endpoint has its own goroutine, working
+// off what is due at each kick (sends started until the deadline given to
+// Start), so an endpoint that is slow or down holds back only itself.
+type Session struct {
+	n        *Notifier
+	kicks    []chan struct{}
+	finished chan struct{}
+	last     time.Time // Finish's deadline, set before finished closes
+	wg       sync.WaitGroup
+
+	mu   sync.Mutex
+	sum  Summary
+	errs []string
+}
+
+// Start begins a delivery session; its passes before Finish start sends
+// until deadline.
+func (n *Notifier) Start(ctx context.Context, deadline time.Time) *Session {
+	s := &Session{n: n, finished: make(chan struct{})}
 	if !n.Enabled() {
-		return sum
+		return s
+	}
+	refused := n.DeliveryRefused() != nil
+	for _, e := range n.cfg.Endpoints {
+		kick := make(chan struct{}, 1)
+		s.kicks = append(s.kicks, kick)
+		s.wg.Go(func() {
+			for {
+				select {
+				case <-kick:
+					if !refused && ctx.Err() == nil {
+						s.add(n.deliverTo(ctx, e, deadline))
+					}
+				case <-s.finished:
+					if !refused && ctx.Err() == nil {
+						s.add(n.deliverTo(ctx, e, s.last))
+					}
+					return
+				}
+			}
+		})
+	}
+	return s
+}
+
+// Kick says notifications were stored; it does not wait.
+func (s *Session) Kick() {
+	for _, k := range s.kicks {
+		select {
+		case k <- struct{}{}:
+		default: // a pass is due already; it will see these too
+		}
+	}
+}
+
+// Finish makes one last pass on every endpoint (sends started until
+// last), waits for it and returns what the whole session did.
+func (s *Session) Finish(last time.Time) Summary {
+	n := s.n
+	s.last = last
+	close(s.finished)
+	s.wg.Wait()
+	if !n.Enabled() {
+		return Summary{}
 	}
 	if n.cfg.EndpointsErr != nil {
 		n.logger.Error("notifications: some NOTIFY_URL entries are unusable; they get nothing", "error", n.cfg.EndpointsErr)
 	}
 	if err := n.DeliveryRefused(); err != nil {
-		sum.Error = "notifications not delivered (they stay stored): " + err.Error()
 		n.logger.Error("notifications not delivered; they stay stored until NOTIFY_SECRET is fixed", "error", err)
-		return sum
+		s.errs = append(s.errs, "notifications not delivered (they stay stored): "+err.Error())
 	}
-	var (
-		mu   sync.Mutex
-		errs []string
-		wg   sync.WaitGroup
-	)
-	for _, e := range n.cfg.Endpoints {
-		wg.Go(func() {
-			s, err := n.deliverTo(ctx, e, deadline)
-			mu.Lock()
-			defer mu.Unlock()
-			sum.Delivered += s.delivered
-			sum.Retrying += s.retrying
-			sum.Dead += s.dead
-			if err != nil {
-				errs = append(errs, err.Error())
-			}
-		})
+	s.sum.Error = strings.Join(s.errs, "; ")
+	return s.sum
+}
+
+func (s *Session) add(got settled, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sum.Delivered += got.delivered
+	s.sum.Retrying += got.retrying
+	s.sum.Dead += got.dead
+	if err != nil {
+		s.errs = append(s.errs, err.Error())
 	}
-	wg.Wait()
-	if len(errs) > 0 {
-		sum.Error = strings.Join(errs, "; ")
-	}
-	return sum
 }
 
 // DeliveryRefused says why nothing can be delivered (no valid

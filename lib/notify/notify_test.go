@@ -631,3 +631,50 @@ func TestDeadNotificationsAreForgottenAfterDeadFor(t *testing.T) {
 		t.Errorf("keys left: %v", keys)
 	}
 }
+
+// In a session, an endpoint stuck on a slow delivery holds back only
+// itself: the other endpoint gets each newly stored notification while the
+// first one still waits.
+func TestSessionSlowEndpointHoldsBackOnlyItself(t *testing.T) {
+	release := make(chan struct{})
+	var stuck sync.WaitGroup
+	stuck.Add(1)
+	var once sync.Once
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(stuck.Done)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(slow.Close)
+	healthy := newEndpoint(t)
+	w := newWorld(t, slow.URL+","+healthy.srv.URL, testSecret)
+	w.n.cfg.Concurrency = 1
+
+	sess := w.n.Start(context.Background(), time.Now().Add(time.Minute))
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				close(release)
+				t.Fatalf("gave up waiting for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	w.store(created(1))
+	sess.Kick()
+	stuck.Wait() // the slow endpoint holds notification 1
+	waitUntil("the healthy endpoint to get notification 1", func() bool { return len(healthy.got()) == 1 })
+	w.store(created(2))
+	sess.Kick()
+	waitUntil("the healthy endpoint to get notification 2 while the slow one is stuck", func() bool { return len(healthy.got()) == 2 })
+
+	close(release)
+	s := sess.Finish(time.Now().Add(time.Minute))
+	if s.Delivered != 4 {
+		t.Errorf("session %+v, want 4 delivered (2 per endpoint)", s)
+	}
+}

@@ -58,7 +58,7 @@ func (d *drain) storeNotifications(ctx context.Context, groups []*group) {
 		return
 	}
 	d.count(func(s *Summary) { s.Notifications.Stored += len(ns) })
-	d.notificationsStored()
+	d.delivering.Kick()
 }
 
 // notificationOf is what a group's work tells the user, if anything: its
@@ -117,64 +117,29 @@ func rawActivity(a *strava.DetailedActivity) []byte {
 }
 
 // startDelivering delivers notifications while the Strava work goes on,
-// each time a claim's notifications were stored, so that the endpoint's
-// latency and Strava's overlap instead of adding up; the returned func
-// ends the Strava work's part: one last pass (until the budget ends, but
-// for at least minDeliveryWindow), then it returns. One pass runs at a
-// time. Failures are counted in the summary and logged; they never fail
-// the drain, nor hold back the Strava work (the passes run on their own
-// goroutine, each endpoint on its own).
+// each time a claim's notifications were stored, so that the endpoints'
+// latency and Strava's overlap instead of adding up. The returned func
+// ends it: one last pass (until the budget ends, but for at least
+// minDeliveryWindow), and the summary. Failures are counted in the
+// summary and logged; they never fail the drain, nor hold back the Strava
+// work (each endpoint has a goroutine of its own).
 func (d *drain) startDelivering(ctx context.Context) (finish func()) {
 	n := d.p.cfg.Notifier
 	if !n.Enabled() {
 		return func() {}
 	}
-	d.delivering = make(chan struct{}, 1)
-	workDone, passesDone := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(passesDone)
-		for {
-			select {
-			case <-d.delivering:
-				if n.DeliveryRefused() == nil {
-					d.deliverPass(ctx, d.start.Add(d.p.cfg.Budget))
-				}
-			case <-workDone:
-				if ctx.Err() == nil {
-					deadline := d.start.Add(d.p.cfg.Budget)
-					if least := time.Now().Add(minDeliveryWindow); least.After(deadline) {
-						deadline = least
-					}
-					d.deliverPass(ctx, deadline)
-				}
-				return
-			}
-		}
-	}()
+	d.delivering = n.Start(ctx, d.start.Add(d.p.cfg.Budget))
 	return func() {
-		close(workDone)
-		<-passesDone
-	}
-}
-
-// notificationsStored wakes the delivering goroutine (without waiting).
-func (d *drain) notificationsStored() {
-	select {
-	case d.delivering <- struct{}{}:
-	default: // a pass is already due; it will see these too
-	}
-}
-
-func (d *drain) deliverPass(ctx context.Context, deadline time.Time) {
-	got := d.p.cfg.Notifier.Deliver(ctx, deadline)
-	d.count(func(s *Summary) {
-		s.Notifications.Delivered += got.Delivered
-		s.Notifications.Retrying += got.Retrying
-		s.Notifications.Dead += got.Dead
-		if got.Error != "" {
-			s.Notifications.Error = got.Error
+		last := d.start.Add(d.p.cfg.Budget)
+		if least := time.Now().Add(minDeliveryWindow); least.After(last) {
+			last = least
 		}
-	})
+		got := d.delivering.Finish(last)
+		d.count(func(s *Summary) {
+			got.Stored = s.Notifications.Stored
+			*s.Notifications = got
+		})
+	}
 }
 
 func notificationAttrs(s *notify.Summary) []any {

@@ -278,8 +278,8 @@ type drain struct {
 	athletesMu sync.Mutex
 	athletes   map[int64]*athleteEntry
 
-	// delivering is told when notifications were stored (notify.go).
-	delivering chan struct{}
+	// delivering is kicked when notifications were stored (notify.go).
+	delivering *notify.Session
 
 	sumMu sync.Mutex
 	sum   Summary
