@@ -1,0 +1,93 @@
+package processor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stravahook/stravahook/lib/strava"
+)
+
+// logLines collects a processor's log as decoded JSON lines.
+type logLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logLines) lines(t *testing.T) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// A healthy drain logs its summary at info and nothing above; a drain that
+// fails logs it at error, with the cause, and does not claim to know how
+// many events remain.
+func TestDrainSummaryLogAndRemaining(t *testing.T) {
+	e := newEnv(t)
+	e.connect(jane)
+	e.strava.activity(1, jane)
+	e.enqueue(event(strava.AspectCreate, jane, 1, 10))
+	logs := &logLines{}
+	p := New(Config{Now: e.clock.Now}, e.queue, e.store, e.client, slog.New(slog.NewJSONHandler(logs, nil)))
+
+	sum := e.drain(p)
+	if sum.Kept != 1 || sum.Remaining != 0 {
+		t.Fatalf("summary %+v, want 1 kept, 0 remaining", sum)
+	}
+	lines := logs.lines(t)
+	last := lines[len(lines)-1]
+	if last["msg"] != "drain" || last["level"] != "INFO" || last["kept"] != float64(1) || last["error"] != nil {
+		t.Errorf("summary line %v, want an info line with kept=1", last)
+	}
+	for _, l := range lines {
+		if l["level"] != "INFO" && l["level"] != "DEBUG" {
+			t.Errorf("a healthy drain logged %v", l)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	e.enqueue(event(strava.AspectCreate, jane, 2, 10))
+	sum, err := p.Drain(ctx)
+	if err == nil || sum.Remaining != -1 {
+		t.Fatalf("interrupted drain: %+v, %v; want an error and Remaining -1 (not counted)", sum, err)
+	}
+	lines = logs.lines(t)
+	last = lines[len(lines)-1]
+	if last["msg"] != "drain" || last["level"] != "ERROR" || last["remaining"] != float64(-1) || !strings.Contains(fmt.Sprint(last["error"]), "interrupted") {
+		t.Errorf("summary line %v, want an error line with the cause", last)
+	}
+}
+
+// MinLease is the budget plus the longest piece of work that may start at
+// its very end: a token wait (20 s), a Strava call (10 s), the settling
+// round trips (2 × 5 s) and a 30 s margin.
+func TestMinLease(t *testing.T) {
+	for budget, want := range map[time.Duration]time.Duration{8 * time.Second: 78 * time.Second, time.Minute: 130 * time.Second} {
+		if got := MinLease(budget); got != want {
+			t.Errorf("MinLease(%s) = %s, want %s", budget, got, want)
+		}
+	}
+}
