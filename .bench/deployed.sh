@@ -7,10 +7,10 @@
 # See .bench/README.md.
 #
 #   bash .bench/deployed.sh             # ~1 minute after the first build
-#   COLD_N=20 WARM_N=500 bash .bench/deployed.sh
+#   COLD_N=50 WARM_N=500 bash .bench/deployed.sh
 #   SMOKE=1 bash .bench/deployed.sh     # 2 cold starts, 5 warm: only checks that the kit works
 #
-# Options (environment): COLD_N (10) cold starts per column, WARM_N (200)
+# Options (environment): COLD_N (20) cold starts per column, WARM_N (200)
 # measured warm invocations per column, WARMUP_N (20), SMOKE=1,
 # VERCEL_CLI_DIR (as .ci/vercel-check.sh). Writes .bench/results/deployed.md
 # and the processes' logs beside it. Only 127.0.0.1 traffic, except npm
@@ -20,7 +20,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 res=.bench/results
 mkdir -p "$res"
-COLD_N=${COLD_N:-10} WARM_N=${WARM_N:-200} WARMUP_N=${WARMUP_N:-20}
+COLD_N=${COLD_N:-20} WARM_N=${WARM_N:-200} WARMUP_N=${WARMUP_N:-20}
 if [ -n "${SMOKE:-}" ]; then COLD_N=2 WARM_N=5 WARMUP_N=1; fi
 log() { printf '[deployed] %s\n' "$*" >&2; }
 

@@ -82,7 +82,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.work, "work", "", "`dir`, the functions' HOME (required)")
 	fs.StringVar(&o.results, "results", ".bench/results", "`dir` for the processes' logs")
 	fs.StringVar(&o.label, "label", "", "what was measured (commit, Go version), printed above the table")
-	fs.IntVar(&o.cold, "cold", 10, "cold starts per column")
+	fs.IntVar(&o.cold, "cold", 20, "cold starts per column")
 	fs.IntVar(&o.warm, "warm", 200, "measured warm invocations per column")
 	fs.IntVar(&o.warmup, "warmup", 20, "warm invocations per column before measuring")
 	fs.StringVar(&o.certDir, "cert-dir", "", "SSL_CERT_DIR for the measured processes (default unset: Go also reads the system's certificate directories, as a function reads its image's bundle)")
