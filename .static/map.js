@@ -41,9 +41,12 @@
     return (h > 0 ? h + ":" + two(m) : String(m)) + ":" + two(sec);
   }
 
+  // One formatter for every date: building one per call (what
+  // toLocaleString does) was most of the time to list 1,000 activities.
+  const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
   function when(iso) {
     const d = new Date(iso);
-    return isNaN(d) ? iso : d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+    return isNaN(d) ? iso : dateFormat.format(d);
   }
 
   // Text only: activity names come from athletes and are never HTML.
@@ -157,9 +160,24 @@
   }
 
   function draw(features) {
+    // The tracks go on the map once it shows where they are: added at the
+    // world view first, every path was projected and drawn twice.
+    tracks.remove();
     tracks.clearLayers();
     const list = el("list");
     const rows = [];
+    // One GeoJSON layer for every track; each feature's own layer is kept
+    // for its row in the list.
+    const layerOf = new Map();
+    L.geoJSON(features.filter((f) => f.geometry), {
+      style: (f) => ({ color: colourOf(f.properties || {}), weight: 3, opacity: 0.85, className: "track" }),
+      pointToLayer: (f, latlng) => L.circleMarker(latlng, { radius: 5, color: colourOf(f.properties || {}), className: "track" }),
+      onEachFeature: (f, layer) => {
+        layer.bindPopup(() => popupContent(f.properties || {}));
+        layerOf.set(f, layer);
+        tracks.addLayer(layer);
+      },
+    });
     for (const f of features) {
       const p = f.properties || {};
       const colour = colourOf(p);
@@ -171,18 +189,18 @@
         line("name", p.name || "(untitled)"),
         line("meta", when(p.start_date) + " · " + (p.sport_type || p.type)),
         line("meta", km(p.distance_m) + " · moving " + duration(p.moving_time_s)));
-      if (f.geometry) {
-        const layer = L.geoJSON(f, {
-          style: { color: colour, weight: 3, opacity: 0.85, className: "track" },
-          pointToLayer: (_, latlng) => L.circleMarker(latlng, { radius: 5, color: colour, className: "track" }),
-        });
-        layer.bindPopup(() => popupContent(p));
-        layer.addTo(tracks);
+      const layer = layerOf.get(f);
+      if (layer) {
         li.addEventListener("click", () => {
           for (const other of list.querySelectorAll("li.selected")) other.classList.remove("selected");
           li.classList.add("selected");
-          map.fitBounds(layer.getBounds(), { padding: [30, 30], maxZoom: 16 });
-          layer.openPopup(layer.getBounds().getCenter());
+          if (layer.getBounds) {
+            map.fitBounds(layer.getBounds(), { padding: [30, 30], maxZoom: 16 });
+            layer.openPopup(layer.getBounds().getCenter());
+          } else {
+            map.setView(layer.getLatLng(), 15);
+            layer.openPopup();
+          }
         });
       } else {
         li.classList.add("no-track");
@@ -193,8 +211,9 @@
     list.replaceChildren(...rows);
     const bounds = tracks.getBounds();
     if (bounds.isValid()) {
-      map.fitBounds(bounds, { padding: [20, 20], maxZoom: 15 });
+      map.fitBounds(bounds, { padding: [20, 20], maxZoom: 15, animate: false });
     }
+    tracks.addTo(map);
     el("forget").hidden = false;
   }
 

@@ -316,6 +316,19 @@ func (p *Page) PressEnter() {
 	}
 }
 
+// Click clicks, with the mouse, the middle of the first element matching
+// a CSS selector.
+func (p *Page) Click(selector string) {
+	p.tb.Helper()
+	var at struct{ X, Y float64 }
+	sel, _ := json.Marshal(selector)
+	p.Eval(`(() => { const r = document.querySelector(`+string(sel)+`).getBoundingClientRect();
+		return {x: r.left + r.width / 2, y: r.top + r.height / 2}; })()`, &at)
+	for _, kind := range []string{"mousePressed", "mouseReleased"} {
+		p.call("Input.dispatchMouseEvent", map[string]any{"type": kind, "x": at.X, "y": at.Y, "button": "left", "clickCount": 1}, nil)
+	}
+}
+
 // Screenshot returns the page as a PNG.
 func (p *Page) Screenshot() []byte {
 	p.tb.Helper()

@@ -86,6 +86,17 @@ func TestMapPageDrawsTheKeptActivities(t *testing.T) {
 	if !strings.Contains(got.Status, "3 activities, 3 with a track") {
 		t.Errorf("status line %q", got.Status)
 	}
+
+	// A row of the list shows its activity on the map, with its popup.
+	page.Click(`#list li.activity:nth-child(2)`)
+	page.WaitFor(`document.querySelector(".leaflet-popup-content .popup")`, 10*time.Second)
+	var popup string
+	page.Eval(`document.querySelector(".leaflet-popup-content").innerText`, &popup)
+	for _, want := range []string{"Lunch Ride #2", "Ride · ", "2026", "16.7 km", "moving 1:32:36"} {
+		if !strings.Contains(popup, want) {
+			t.Errorf("the popup says %q; want it to say %q", popup, want)
+		}
+	}
 	if errs := page.ScriptErrors(); len(errs) > 0 {
 		t.Errorf("script errors: %q", errs)
 	}
