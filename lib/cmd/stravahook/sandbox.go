@@ -37,6 +37,10 @@ func startSandbox(cfg *app.Config) *sandbox {
 	cfg.StravaBaseURL = sb.strava.URL
 	cfg.ClientID, cfg.ClientSecret = sb.strava.ClientID, sb.strava.ClientSecret
 	cfg.SubscriptionID = 0 // learnt from Redis once the subscription exists
+	if cfg.ReadToken == "" {
+		// So that the map page and GET /api/activities show the sandbox.
+		cfg.ReadToken = randomSecret()
+	}
 	if cfg.CronSecret == "" {
 		// The intake then asks for a drain right after queueing (prompt
 		// drains), as a deployment with CRON_SECRET does.
@@ -134,17 +138,26 @@ func browse(ctx context.Context, browser *http.Client, method, target string, fo
 }
 
 // printNextSteps tells the user what to try, as commands to paste.
-func (sb *sandbox) printNextSteps(w io.Writer, base, redisURL, callbackPath string, drainEvery time.Duration) {
+func (sb *sandbox) printNextSteps(w io.Writer, cfg app.Config, base, callbackPath string, drainEvery time.Duration) {
+	redisURL := cfg.RedisURL
 	sub, _ := sb.strava.Subscription()
 	fmt.Fprintf(w, "\nsandbox: a Strava double runs at %s (client id %s)\n", sb.strava.URL, sb.strava.ClientID)
 	fmt.Fprintf(w, "sandbox: subscription %d sends events to %s%s\n", sub.ID, base, callbackPath)
 	fmt.Fprintf(w, "sandbox: athlete Jane Doe (%d) connected through /api/connect; the queue drains every %s\n", sb.athlete, drainEvery)
 	fmt.Fprintf(w, "\nTry it, in another terminal:\n")
 	fmt.Fprintf(w, "  export REDIS_URL=%s\n", redisURL)
-	fmt.Fprintf(w, "  go run ./lib/cmd/stravahook trigger create -url %s%s   # Jane uploads an activity; Strava pushes the event\n", base, callbackPath)
-	fmt.Fprintf(w, "  go run ./lib/cmd/stravahook activities list -athlete %d      # a few seconds later: kept\n", sb.athlete)
-	fmt.Fprintf(w, "  go run ./lib/cmd/stravahook trigger delete | trigger update | trigger deauthorize\n")
-	fmt.Fprintf(w, "  open %s/api/connect to walk through the OAuth pages yourself\n\n", base)
+	urlFlag := ""
+	if base+callbackPath != defaultCallbackURL {
+		urlFlag = " -url " + base + callbackPath
+	}
+	fmt.Fprintf(w, "  go run ./lib/cmd/stravahook trigger create%s   # Jane uploads an activity; Strava pushes its event\n", urlFlag)
+	fmt.Fprintf(w, "  go run ./lib/cmd/stravahook activities list -athlete %d   # a few seconds later: kept\n", sb.athlete)
+	fmt.Fprintf(w, "  go run ./lib/cmd/stravahook trigger delete%s   # or update, deauthorize\n", urlFlag)
+	fmt.Fprintf(w, "and in a browser: %s/map.html (read token %s), %s/api/connect (the OAuth pages)\n", base, cfg.ReadToken, base)
+	if cfg.NotifyURL == "" {
+		fmt.Fprintf(w, "notifications: set NOTIFY_URL and NOTIFY_SECRET (see `stravahook notify secret`, `stravahook listen`)\n")
+	}
+	fmt.Fprintln(w)
 }
 
 // drainLoop drains the queue every `every`, as a cron would, until ctx

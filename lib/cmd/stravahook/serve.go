@@ -132,7 +132,7 @@ func serve(ctx context.Context, e env, opts serveOptions) error {
 			_ = srv.Close()
 			return err
 		}
-		sb.printNextSteps(e.stdout, base, cfg.RedisURL, strings.TrimPrefix(maskCallback(registered), base), opts.drainEvery)
+		sb.printNextSteps(e.stdout, cfg, base, strings.TrimPrefix(maskCallback(registered), base), opts.drainEvery)
 	}
 	if opts.drainEvery > 0 {
 		go drainLoop(ctx, a, opts.drainEvery, e.stdout)
