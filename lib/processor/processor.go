@@ -220,6 +220,7 @@ func (p *Processor) Drain(ctx context.Context) (Summary, error) {
 		d.sum.Notifications = &notify.Summary{}
 	}
 	finishDelivering := d.startDelivering(ctx)
+	d.releaseReconnected(ctx)
 	err := d.run(ctx)
 	if err == nil {
 		err = d.lostUpdate()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/stravahook/stravahook/lib/store"
@@ -395,9 +396,40 @@ func (d *drain) removeLocked(ctx context.Context, e *athleteEntry, id int64, why
 	return nil
 }
 
+// releaseReconnected makes ready the events held for athletes who no longer
+// need to reconnect (or are gone): the connect callback releases them
+// itself right after saving the athlete, and this catches a release that a
+// crash in between missed. One read when nothing is held.
+func (d *drain) releaseReconnected(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	groups, err := d.p.queue.HeldGroups(rctx)
+	if err != nil {
+		d.p.logger.Warn("list the athletes whose events are held", "error", err)
+		return
+	}
+	for _, group := range groups {
+		id, err := strconv.ParseInt(strings.TrimPrefix(group, holdGroupPrefix), 10, 64)
+		if err != nil || !strings.HasPrefix(group, holdGroupPrefix) {
+			continue
+		}
+		a, err := d.p.store.Athlete(rctx, id)
+		if err == nil && a.NeedsReconnect() || err != nil && !errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if n, err := d.p.queue.Unhold(rctx, group); err != nil {
+			d.p.logger.Warn("release held events", "athlete", id, "error", err)
+		} else if n > 0 {
+			d.p.logger.Info("held events released: their athlete no longer needs to reconnect", "athlete", id, "events", n)
+		}
+	}
+}
+
+const holdGroupPrefix = "athlete:"
+
 // HoldGroup is the queue group that holds an athlete's events while they
 // must reconnect; releasing it (queue.Unhold) makes them ready.
-func HoldGroup(athleteID int64) string { return "athlete:" + strconv.FormatInt(athleteID, 10) }
+func HoldGroup(athleteID int64) string { return holdGroupPrefix + strconv.FormatInt(athleteID, 10) }
 
 // ownerUnknown settles g as dropped when its owner is not a connected
 // athlete, and reports whether it did; one Redis read per athlete per drain.

@@ -20,16 +20,22 @@ type Guard struct {
 // holdScript parks leased events of one group without counting an attempt.
 //
 //	KEYS[1] pending   KEYS[2] claims   KEYS[3] held:{group}   KEYS[4] the guard's hash
+//	KEYS[5] held_groups
 //	ARGV[1] claim token   ARGV[2] the guard's field   ARGV[3] held score (heldBase + now)
-//	ARGV[4] now (ms)   ARGV[5..] ids
+//	ARGV[4] now (ms)   ARGV[5] group   ARGV[6..] ids
 //
 // Returns {held, released}: events whose lease passed to another claim are
 // neither. Without the guard's field the events are made ready instead: the
-// reason to hold them is gone.
+// reason to hold them is gone. The group is listed in held_groups, so that
+// a release missed (a crash between the athlete's save and Unhold) can be
+// found (HeldGroups).
 var holdScript = rueidis.NewLuaScript(`
 local guarded = redis.call('HEXISTS', KEYS[4], ARGV[2]) == 1
 local held, released = 0, 0
-for i = 5, #ARGV do
+if guarded then
+  redis.call('SADD', KEYS[5], ARGV[5])
+end
+for i = 6, #ARGV do
   local id = ARGV[i]
   if redis.call('HGET', KEYS[2], id) == ARGV[1] then
     redis.call('HDEL', KEYS[2], id)
@@ -56,8 +62,8 @@ func (q *Queue) Hold(ctx context.Context, token, group string, guard Guard, ids 
 	}
 	now := q.now()
 	vals, err := holdScript.Exec(ctx, q.client,
-		[]string{q.keys.pending, q.keys.claims, q.heldKey(group), guard.Key},
-		append([]string{token, guard.Field, banded(heldBase, now), ms(now)}, ids...),
+		[]string{q.keys.pending, q.keys.claims, q.heldKey(group), guard.Key, q.keys.heldGroups},
+		append([]string{token, guard.Field, banded(heldBase, now), ms(now), group}, ids...),
 	).AsIntSlice()
 	if err != nil {
 		return 0, fmt.Errorf("hold %d events for %s: %w", len(ids), group, err)
@@ -70,8 +76,9 @@ func (q *Queue) Hold(ctx context.Context, token, group string, guard Guard, ids 
 
 // unholdScript makes every event held for a group ready.
 //
-//	KEYS[1] pending   KEYS[2] held:{group}
+//	KEYS[1] pending   KEYS[2] held:{group}   KEYS[3] held_groups
 //	ARGV[1] now (ms)   ARGV[2] held band start (heldBase)   ARGV[3] held band end (doneBase)
+//	ARGV[4] group
 //
 // Returns how many it made ready. Only ids still in the held band move: one
 // acked or buried since (it cannot be, while held, but a stale set member
@@ -88,19 +95,29 @@ for _, id in ipairs(ids) do
   end
 end
 redis.call('DEL', KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[4])
 return moved
 `)
 
 // Unhold makes every event held for group ready and returns how many.
 func (q *Queue) Unhold(ctx context.Context, group string) (int, error) {
 	n, err := unholdScript.Exec(ctx, q.client,
-		[]string{q.keys.pending, q.heldKey(group)},
-		[]string{ms(q.now()), strconv.FormatInt(heldBase, 10), strconv.FormatInt(doneBase, 10)},
+		[]string{q.keys.pending, q.heldKey(group), q.keys.heldGroups},
+		[]string{ms(q.now()), strconv.FormatInt(heldBase, 10), strconv.FormatInt(doneBase, 10), group},
 	).AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("release events held for %s: %w", group, err)
 	}
 	return int(n), nil
+}
+
+// HeldGroups lists the groups that hold events now.
+func (q *Queue) HeldGroups(ctx context.Context) ([]string, error) {
+	groups, err := q.client.Do(ctx, q.client.B().Smembers().Key(q.keys.heldGroups).Build()).AsStrSlice()
+	if err != nil {
+		return nil, fmt.Errorf("list the groups holding events: %w", err)
+	}
+	return groups, nil
 }
 
 // dropScript forgets events of one claim entirely: no dedupe record.

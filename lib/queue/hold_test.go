@@ -38,8 +38,14 @@ func TestHoldParksEventsUntilUnhold(t *testing.T) {
 	if added, err := q.Enqueue(ctx, "a", []byte("x")); added || err != nil {
 		t.Fatalf("redelivery of a held event = %v, %v; want a duplicate", added, err)
 	}
+	if groups, err := q.HeldGroups(ctx); err != nil || len(groups) != 1 || groups[0] != "athlete:7" {
+		t.Fatalf("HeldGroups = %v, %v; want athlete:7", groups, err)
+	}
 	if n, err := q.Unhold(ctx, "athlete:7"); n != 2 || err != nil {
 		t.Fatalf("Unhold = %d, %v; want 2", n, err)
+	}
+	if groups, _ := q.HeldGroups(ctx); len(groups) != 0 {
+		t.Fatalf("HeldGroups after Unhold = %v; want none", groups)
 	}
 	back, _ := q.Claim(ctx, 10, time.Minute)
 	if len(back) != 2 || back[0].Attempts != 0 || back[1].Attempts != 0 {

@@ -41,6 +41,7 @@
 //	queued        HASH  id → when it was first queued (unix ms), written at
 //	                    its first claim (until then its score says it)
 //	held:{group}  SET   ids held for that group (see Hold)
+//	held_groups   SET   the groups holding events
 //	payloads      HASH  id → payload bytes (until acked; none for an event
 //	                    enqueued with an empty payload)
 //	attempts      HASH  id → failed attempts so far (absent = 0)
@@ -95,7 +96,7 @@ type Queue struct {
 }
 
 type keys struct {
-	prefix, pending, payloads, attempts, claims, errors, queued string
+	prefix, pending, payloads, attempts, claims, errors, queued, heldGroups string
 }
 
 // Option configures a Queue.
@@ -136,6 +137,8 @@ func New(client rueidis.Client, prefix string, opts ...Option) *Queue {
 			claims:   prefix + "claims",
 			errors:   prefix + "errors",
 			queued:   prefix + "queued",
+
+			heldGroups: prefix + "held_groups",
 		},
 		dedupeWindow:   DefaultDedupeWindow,
 		enqueueTimeout: DefaultEnqueueTimeout,
