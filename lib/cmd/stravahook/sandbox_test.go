@@ -200,3 +200,13 @@ func TestServeDrainsEveryFewSecondsWithoutTheSandbox(t *testing.T) {
 		return ""
 	})
 }
+
+func TestTriggerPostsToTheSecretCallbackPath(t *testing.T) {
+	c := newCLI(t)
+	c.env["STRAVA_CALLBACK_SECRET"] = "s3cret-path-0123456789"
+	base := startServe(t, c.env)
+	code, out, stderr := c.run("trigger", "create", "-athlete", "42", "-url", base+"/api/activity_update")
+	if code != 0 || strings.Contains(out, "s3cret-path-0123456789") || strings.Contains(stderr, "s3cret-path-0123456789") {
+		t.Fatalf("trigger = %d %q %q: want the event accepted, the secret never shown", code, out, stderr)
+	}
+}

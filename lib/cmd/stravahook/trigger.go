@@ -165,8 +165,15 @@ func (t trigger) direct(ctx context.Context) error {
 	}
 	ev.SubscriptionID = t.subscriptionID(ctx)
 	ev.EventTime = time.Now().Unix()
-	res := stravatest.Deliver(ctx, t.callback.String(), ev, time.Second)
-	fmt.Fprintf(t.e.stdout, "posted to %s: %s\n", t.callback.Redacted(), pushOutcome(res))
+	target := t.callback.String()
+	// With STRAVA_CALLBACK_SECRET, Strava posts to the secret path: so do we.
+	if cfg, err := app.LoadConfig(t.e.getenv); err == nil && cfg.CallbackSecret != "" {
+		if withSecret, err := withCallbackSecret(target, cfg.CallbackSecret); err == nil {
+			target = withSecret
+		}
+	}
+	res := stravatest.Deliver(ctx, target, ev, time.Second)
+	fmt.Fprintf(t.e.stdout, "posted to %s: %s\n", maskCallback(target), pushOutcome(res))
 	if !res.Delivered {
 		return fmt.Errorf("the callback did not accept the event (is serve running there? a 403 means another subscription id: set STRAVA_SUBSCRIPTION_ID)")
 	}
