@@ -164,7 +164,8 @@ func IsRateLimited(err error) bool { return hasStatus(err, http.StatusTooManyReq
 // token was already rotated away. Only meaningful for errors from
 // RefreshToken and ExchangeCode.
 //
-// Callers delete an athlete's data on it, so anything less certain is not
+// Callers stop using the athlete's tokens on it (and delete their data when a
+// deauthorization event said so), so anything less certain is not
 // a refusal: another 4xx (a wrong STRAVA_BASE_URL answers 404, a proxy 403
 // or 408), a body that is not Strava's JSON, and a refusal of our own
 // application credentials (a wrong client id or secret).

@@ -65,6 +65,16 @@ func TestCallbackSecretUnderServe(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"ready":1,`) {
 		t.Errorf("queue after Strava's push: %s; want 1 ready", out)
 	}
+	// `trigger` posting straight to serve finds the secret path too.
+	code, out, stderr = c.run("trigger", "create", "-url", base+"/api/activity_update")
+	outputs = append(outputs, out, stderr)
+	if code != 0 || !strings.Contains(out, "<STRAVA_CALLBACK_SECRET>") {
+		t.Errorf("trigger create = %d %q %q; want it posted to the masked secret path", code, out, stderr)
+	}
+	code, out, _ = c.run("queue", "status", "-json")
+	if code != 0 || !strings.Contains(out, `"ready":2,`) {
+		t.Errorf("queue after trigger: %s; want 2 ready", out)
+	}
 	for _, o := range outputs {
 		if strings.Contains(o, secret) {
 			t.Errorf("an output holds the callback secret: %q", o)

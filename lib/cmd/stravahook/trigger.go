@@ -165,15 +165,17 @@ func (t trigger) direct(ctx context.Context) error {
 	}
 	ev.SubscriptionID = t.subscriptionID(ctx)
 	ev.EventTime = time.Now().Unix()
-	target := t.callback.String()
-	// With STRAVA_CALLBACK_SECRET, Strava posts to the secret path: so do we.
-	if cfg, err := app.LoadConfig(t.e.getenv); err == nil && cfg.CallbackSecret != "" {
-		if withSecret, err := withCallbackSecret(target, cfg.CallbackSecret); err == nil {
-			target = withSecret
+	// With STRAVA_CALLBACK_SECRET, serve takes events only at the secret
+	// path: post there, and print it masked.
+	target, shown := t.callback.String(), t.callback.Redacted()
+	if cfg, err := app.LoadConfig(t.e.getenv); err == nil && cfg.CallbackSecret != "" && strings.HasSuffix(strings.TrimSuffix(t.callback.Path, "/"), callbackPath) {
+		if withSecret, err := withCallbackSecret(shown, cfg.CallbackSecret); err == nil {
+			target, _ = withCallbackSecret(target, cfg.CallbackSecret)
+			shown = maskCallback(withSecret)
 		}
 	}
 	res := stravatest.Deliver(ctx, target, ev, time.Second)
-	fmt.Fprintf(t.e.stdout, "posted to %s: %s\n", maskCallback(target), pushOutcome(res))
+	fmt.Fprintf(t.e.stdout, "posted to %s: %s\n", shown, pushOutcome(res))
 	if !res.Delivered {
 		return fmt.Errorf("the callback did not accept the event (is serve running there? a 403 means another subscription id: set STRAVA_SUBSCRIPTION_ID)")
 	}
