@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -16,6 +17,13 @@ import (
 // applications' traffic, or Strava's own throttling, can give.
 func rateLimitedDrain(t *testing.T, n int, retryAfter string) (*env, *standIn, Summary) {
 	t.Helper()
+	e, api, sum, _ := rateLimitedDrainLogged(t, n, retryAfter)
+	return e, api, sum
+}
+
+// rateLimitedDrainLogged is rateLimitedDrain with the drain's log kept.
+func rateLimitedDrainLogged(t *testing.T, n int, retryAfter string) (*env, *standIn, Summary, *logLines) {
+	t.Helper()
 	e := newEnv(t)
 	e.connect(jane)
 	for i := range int64(n) {
@@ -29,7 +37,9 @@ func rateLimitedDrain(t *testing.T, n int, retryAfter string) (*env, *standIn, S
 			next.ServeHTTP(w, r)
 		})
 	}
-	return e, e.strava, e.drain(e.processor(Config{}))
+	logs := &logLines{}
+	p := New(Config{Now: e.clock.Now}, e.queue, e.store, e.client, slog.New(slog.NewJSONHandler(logs, nil)))
+	return e, e.strava, e.drain(p), logs
 }
 
 // A 429 stops the drain even when the usage headers say there is room:
@@ -37,7 +47,7 @@ func rateLimitedDrain(t *testing.T, n int, retryAfter string) (*env, *standIn, S
 // too. One GET, not one per event.
 func TestA429UnderTheLimitsStopsTheDrain(t *testing.T) {
 	const events = 50
-	e, api, sum := rateLimitedDrain(t, events, "")
+	e, api, sum, logs := rateLimitedDrainLogged(t, events, "")
 	if n := api.totalGets(); n != 1 {
 		t.Errorf("%d GETs after a 429, want 1", n)
 	}
@@ -47,6 +57,17 @@ func TestA429UnderTheLimitsStopsTheDrain(t *testing.T) {
 	}
 	if sum.Retried != 0 || sum.Dead != 0 || sum.Remaining != events {
 		t.Errorf("summary %+v, want no attempt counted and all %d events remaining", sum, events)
+	}
+	// A warning says the drain stopped; nothing went wrong.
+	warned := false
+	for _, l := range logs.lines(t) {
+		warned = warned || l["level"] == "WARN" && l["msg"] == "strava rate limit reached; drain stops"
+		if l["level"] == "ERROR" {
+			t.Errorf("logged %v", l)
+		}
+	}
+	if !warned {
+		t.Error("no warning that the rate limit stopped the drain")
 	}
 }
 
