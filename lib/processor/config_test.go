@@ -1,10 +1,13 @@
 package processor
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/stravahook/stravahook/lib/store"
+	"github.com/stravahook/stravahook/lib/strava"
 )
 
 // Zero (or negative) values take the documented defaults; a lease shorter
@@ -41,5 +44,32 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if MinLease(DefaultBudget) >= DefaultLease {
 		t.Errorf("MinLease(DefaultBudget) = %s, not below DefaultLease %s: the 'short lease' case tests nothing", MinLease(DefaultBudget), DefaultLease)
+	}
+}
+
+// bareStrava answers every GetActivity with an activity that names neither
+// itself nor its athlete (a summary-level answer, or a double's).
+type bareStrava struct{}
+
+func (bareStrava) GetActivity(context.Context, string, int64) (*strava.DetailedActivity, *strava.Response, error) {
+	return &strava.DetailedActivity{Name: "bare"}, &strava.Response{}, nil
+}
+
+func (bareStrava) RefreshToken(context.Context, string) (*strava.Token, error) {
+	return nil, errors.New("not expected")
+}
+
+// An answer without ids is kept under the event's activity and owner.
+func TestActivityAnsweredWithoutIDsIsKeptUnderTheEventsIDs(t *testing.T) {
+	e := newEnv(t)
+	e.connect(jane)
+	e.enqueue(event(strava.AspectCreate, jane, 4711, 10))
+	sum := e.drain(New(Config{Now: e.clock.Now}, e.queue, e.store, bareStrava{}, nil))
+	if sum.Kept != 1 || sum.Retried+sum.Dead != 0 {
+		t.Fatalf("summary %+v, want 1 kept", sum)
+	}
+	a, ok := e.kept(4711)
+	if !ok || a.ID != 4711 || a.Athlete.ID != jane || a.Name != "bare" {
+		t.Fatalf("kept %+v (%v), want activity 4711 of athlete %d", a, ok, jane)
 	}
 }
