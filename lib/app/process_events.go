@@ -66,8 +66,9 @@ func (a *App) Drain(ctx context.Context, budget time.Duration, trigger DrainTrig
 	return DrainReport{Trigger: trigger, Summary: sum}, err
 }
 
-// promptDrain runs one prompt drain; base is where a hand-over goes.
-func (a *App) promptDrain(ctx context.Context, base string) (DrainReport, error) {
+// promptDrain runs one prompt drain; base is where a hand-over goes
+// (waited for under vercel dev, see promptdrain.UnderVercelDev).
+func (a *App) promptDrain(ctx context.Context, base string, devWait bool) (DrainReport, error) {
 	start := time.Now()
 	d := &promptdrain.Drain{
 		Leases: a.Store,
@@ -76,7 +77,7 @@ func (a *App) promptDrain(ctx context.Context, base string) (DrainReport, error)
 		Processor: func(settle time.Duration, idle func(context.Context) time.Duration) *processor.Processor {
 			return a.processor(processor.Config{Budget: processor.DefaultBudget, Settle: settle, Idle: idle}, TriggerPrompt)
 		},
-		HandOver: func() { a.trigger.Send(base) },
+		HandOver: func() { a.trigger.Send(base, devWait) },
 	}
 	sum, stepped, err := d.Run(ctx)
 	if stepped {
@@ -149,7 +150,7 @@ func (a *App) ProcessEvents() http.Handler {
 			if base == "" {
 				base, _ = baseurl.FromRequest(r)
 			}
-			rep, err = a.promptDrain(ctx, base)
+			rep, err = a.promptDrain(ctx, base, promptdrain.UnderVercelDev(r, base))
 		} else {
 			rep, err = a.Drain(r.Context(), processor.DefaultBudget, TriggerCron)
 		}

@@ -54,7 +54,21 @@ const (
 	// background so that the drain's client does not go away before the
 	// drain is done (longer than process_events' maxDuration of 60 s).
 	answerWait = 70 * time.Second
+	// devWait bounds how long the intake waits for its drain under
+	// `vercel dev` (see UnderVercelDev).
+	devWait = 20 * time.Second
 )
+
+// UnderVercelDev says r came through `vercel dev` (its request ids start
+// with dev1::) to a plain-http base: there the intake must wait for the
+// drain it starts. vercel dev stops a function's process as soon as its
+// answer is sent, and the drain's process as soon as the drain's client
+// goes away (its res "close" handler), so a drain nobody waits for never
+// runs. On Vercel itself a Go function is not cancelled when its client
+// leaves, and the base is https.
+func UnderVercelDev(r *http.Request, base string) bool {
+	return strings.HasPrefix(r.Header.Get("X-Vercel-Id"), "dev1::") && strings.HasPrefix(base, "http://")
+}
 
 // Path is where the trigger sends its request.
 const Path = "/api/process_events?trigger=prompt"
@@ -90,6 +104,8 @@ type Trigger struct {
 	logger *slog.Logger
 	last   atomic.Int64 // unix ns of the last trigger sent
 	noted  sync.Once
+	// devNoted logs once that the intake waits under vercel dev.
+	devNoted sync.Once
 }
 
 // NewTrigger returns the instance's Trigger.
@@ -136,7 +152,7 @@ func (t *Trigger) EventQueued(r *http.Request) {
 			return
 		}
 	}
-	t.Send(base)
+	t.Send(base, UnderVercelDev(r, base))
 }
 
 // claimSlot takes this instance's trigger slot unless it was taken less
@@ -152,8 +168,9 @@ func (t *Trigger) claimSlot() bool {
 
 // Send asks the deployment at base for a prompt drain: it returns once the
 // request is written (or failed), SendBudget at most, and reads the answer
-// in the background. A drain that ran out of time hands over with it.
-func (t *Trigger) Send(base string) {
+// in the background; with waitForDrain (vercel dev), once the drain has
+// answered. A drain that ran out of time hands over with it.
+func (t *Trigger) Send(base string, waitForDrain bool) {
 	start := time.Now()
 	// Not derived from the caller's request: the request must outlive the
 	// handler that sends it.
@@ -198,6 +215,19 @@ func (t *Trigger) Send(base string) {
 			t.logger.Warn("prompt drain refused", "status", resp.StatusCode, "url", redact(base)+Path, "hint", hint(resp.StatusCode))
 		}
 	}()
+	if waitForDrain {
+		t.devNoted.Do(func() {
+			t.logger.Info("under vercel dev the intake answers once its prompt drain has (vercel dev stops a function's process when its answer is sent)")
+		})
+		select {
+		case err := <-finished:
+			if err != nil {
+				t.logger.Warn("prompt drain not started", "url", redact(base)+Path, "error", err.Error())
+			}
+		case <-time.After(devWait):
+		}
+		return
+	}
 	timer := time.NewTimer(SendBudget)
 	defer timer.Stop()
 	select {

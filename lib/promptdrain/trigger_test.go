@@ -199,3 +199,58 @@ func TestTriggerToAnUnreachableDeploymentIsLogged(t *testing.T) {
 		t.Fatalf("logs: %s", logs.String())
 	}
 }
+
+// Under vercel dev (request ids dev1::…, plain http) the intake's process
+// ends with its answer and takes the drain with it: the trigger waits for
+// the drain's answer instead.
+func TestUnderVercelDevTheTriggerWaitsForTheDrain(t *testing.T) {
+	arrived := make(chan struct{})
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		w.Write([]byte(`{"trigger":"prompt"}`))
+	}))
+	defer srv.Close()
+	trig := promptdrain.NewTrigger(promptdrain.TriggerConfig{Secret: "s"}, nil)
+	r := event(strings.TrimPrefix(srv.URL, "http://"))
+	r.Header.Set("X-Vercel-Id", "dev1::dev1::abcde-1764547200000-0123456789ab")
+	returned := make(chan struct{})
+	go func() { trig.EventQueued(r); close(returned) }()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the drain request never arrived")
+	}
+	select {
+	case <-returned:
+		t.Fatal("under vercel dev the trigger returned before the drain answered")
+	default:
+	}
+	close(release)
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the trigger did not return once the drain answered")
+	}
+}
+
+func TestUnderVercelDevOnlyForDevRequestIDsOverPlainHTTP(t *testing.T) {
+	for _, c := range []struct {
+		id, base string
+		want     bool
+	}{
+		{"dev1::dev1::x", "http://localhost:3000", true},
+		{"dev1::dev1::x", "https://hook.example.com", false},
+		{"fra1::iad1::x", "http://localhost:3000", false},
+		{"", "http://127.0.0.1:3000", false},
+	} {
+		r := event("x")
+		if c.id != "" {
+			r.Header.Set("X-Vercel-Id", c.id)
+		}
+		if got := promptdrain.UnderVercelDev(r, c.base); got != c.want {
+			t.Errorf("%q %q: %v, want %v", c.id, c.base, got, c.want)
+		}
+	}
+}
