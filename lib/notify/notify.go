@@ -19,10 +19,12 @@
 //
 //	bodies            HASH  notification id → lane "\n" body (until no endpoint needs it)
 //	refs              HASH  notification id → endpoints still holding it
+//	stored            ZSET  notification id → stored at (unix µs): forgotten
+//	                        after KeepFor, delivered or not
 //	ep:{E}:due        ZSET  id → due at (unix µs): pending (never tried),
 //	                        retrying (attempted before) or leased by a drain
 //	                        delivering it (due at the lease end)
-//	ep:{E}:dead       ZSET  id → died at (unix µs); forgotten after DeadFor
+//	ep:{E}:dead       ZSET  id → died at (unix µs); forgotten after KeepFor
 //	ep:{E}:attempts   HASH  id → failed attempts (only while in due)
 //	ep:{E}:errors     HASH  id → last error (retrying and dead)
 //	ep:{E}:gone       STRING the configuration fingerprint under which E

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -607,9 +608,9 @@ func TestPing(t *testing.T) {
 	}
 }
 
-// A dead notification is kept for redrive for DeadFor (Strava's 7 days:
+// A dead notification is kept for redrive for KeepFor (Strava's 7 days:
 // its body may hold an activity), then forgotten, body and all.
-func TestDeadNotificationsAreForgottenAfterDeadFor(t *testing.T) {
+func TestDeadNotificationsAreForgottenAfterKeepFor(t *testing.T) {
 	down := newEndpoint(t, 500)
 	w := newWorld(t, down.srv.URL, testSecret)
 	w.n.cfg.MaxAttempts = 1
@@ -617,15 +618,15 @@ func TestDeadNotificationsAreForgottenAfterDeadFor(t *testing.T) {
 	if s := w.deliver(); s.Dead != 1 {
 		t.Fatalf("pass %+v, want dead at once", s)
 	}
-	w.clock.Advance(DeadFor - time.Second)
+	w.clock.Advance(KeepFor - time.Second)
 	w.deliver()
 	if st := w.stats(); st[0].Dead != 1 {
-		t.Fatalf("stats %+v before DeadFor, want it dead and kept", st)
+		t.Fatalf("stats %+v before KeepFor, want it dead and kept", st)
 	}
 	w.clock.Advance(2 * time.Second)
 	w.deliver()
 	if st := w.stats(); st[0].Dead != 0 {
-		t.Errorf("stats %+v after DeadFor, want it forgotten", st)
+		t.Errorf("stats %+v after KeepFor, want it forgotten", st)
 	}
 	if keys := w.redis.Keys(t); len(keys) != 0 {
 		t.Errorf("keys left: %v", keys)
@@ -676,5 +677,31 @@ func TestSessionSlowEndpointHoldsBackOnlyItself(t *testing.T) {
 	s := sess.Finish(time.Now().Add(time.Minute))
 	if s.Delivered != 4 {
 		t.Errorf("session %+v, want 4 delivered (2 per endpoint)", s)
+	}
+}
+
+// A notification is kept KeepFor at most, delivered or not (Strava's 7
+// days for activity data): one never sent (no secret for a week) is
+// forgotten, body and all, and never sent afterwards.
+func TestUndeliveredNotificationsAreForgottenAfterKeepFor(t *testing.T) {
+	ep := newEndpoint(t)
+	w := newWorld(t, ep.srv.URL, "")
+	w.store(created(1))
+	w.deliver() // refused: no secret
+	w.clock.Advance(KeepFor + time.Second)
+	w.store(created(2)) // storing forgets what expired
+
+	fixed := ConfigFromEnv(ep.srv.URL, testSecret)
+	fixed.Now = w.clock.Now
+	n := New(w.redis.Client, w.redis.Prefix+"notify:", fixed, nil)
+	if s := n.Deliver(context.Background(), time.Now().Add(time.Minute)); s.Delivered != 1 {
+		t.Fatalf("pass %+v, want only the fresh one delivered", s)
+	}
+	got := ep.got()
+	if len(got) != 1 || !bytes.Contains(got[0].body, []byte(`"activity_id":2`)) {
+		t.Errorf("endpoint got %d requests (%q), want only activity 2's", len(got), got)
+	}
+	if keys := w.redis.Keys(t); len(keys) != 0 {
+		t.Errorf("keys left: %v", keys)
 	}
 }

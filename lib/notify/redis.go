@@ -171,42 +171,74 @@ func (n *Notifier) keysOf(e Endpoint) endpointKeys {
 
 func (n *Notifier) bodiesKey() string { return n.prefix + "bodies" }
 func (n *Notifier) refsKey() string   { return n.prefix + "refs" }
+func (n *Notifier) storedKey() string { return n.prefix + "stored" }
+
+// dropRefLua is shared by the scripts: one endpoint lets go of a
+// notification, and the last one takes its body with it.
+const dropRefLua = `
+local function dropRef(bodies, refs, stored, id)
+  if redis.call('HINCRBY', refs, id, -1) <= 0 then
+    redis.call('HDEL', refs, id)
+    redis.call('HDEL', bodies, id)
+    redis.call('ZREM', stored, id)
+  end
+end
+`
 
 // storeScript queues notifications for every endpoint not stopped by a
-// 410 Gone under the current configuration.
+// 410 Gone under the current configuration, and forgets those stored
+// longer than KeepFor ago.
 //
-//	KEYS[1] bodies   KEYS[2] refs
-//	KEYS[3], KEYS[4] due and gone of endpoint 1; KEYS[5], KEYS[6] of endpoint 2; …
-//	ARGV[1] configuration fingerprint
-//	ARGV[2..] triples: id, due score (µs), lane "\n" body
+//	KEYS[1] bodies   KEYS[2] refs   KEYS[3] stored
+//	KEYS[4], KEYS[5] due and gone of endpoint 1; KEYS[6], KEYS[7] of endpoint 2; …
+//	ARGV[1] configuration fingerprint   ARGV[2] now (µs)   ARGV[3] forget stored before (µs)
+//	ARGV[4..] triples: id, due score (µs), lane "\n" body
 //
-// Returns how many (notification, endpoint) pairs it queued. A
-// notification whose id is still stored (its event was redone after a
-// drain died between Store and the ack) is not queued again. The body is
-// stored once, with the count of endpoints holding it.
+// Returns {queued, forgotten}: how many (notification, endpoint) pairs it
+// queued, and how many notifications it forgot. A notification whose id
+// is still stored (its event was redone after a drain died between Store
+// and the ack) is not queued again. The body is stored once, with the
+// count of endpoints holding it. Forgetting takes the body: an endpoint's
+// entry without one is dropped when claimed (claimScript), and this works
+// for endpoints no longer configured too, whose entries are never
+// claimed. At most pruneBatch are forgotten a call.
 var storeScript = rueidis.NewLuaScript(`
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[3], 'LIMIT', 0, ` + pruneBatch + `)
+for _, id in ipairs(expired) do
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+end
 local live = {}
-for i = 3, #KEYS, 2 do
+for i = 4, #KEYS, 2 do
   if redis.call('GET', KEYS[i + 1]) ~= ARGV[1] then
     live[#live + 1] = KEYS[i]
   end
 end
-if #live == 0 then
-  return 0
-end
 local queued = 0
-for j = 2, #ARGV, 3 do
-  local id = ARGV[j]
-  if redis.call('HSETNX', KEYS[1], id, ARGV[j + 2]) == 1 then
-    redis.call('HSET', KEYS[2], id, #live)
-    for _, due in ipairs(live) do
-      redis.call('ZADD', due, ARGV[j + 1], id)
+if #live > 0 then
+  for j = 4, #ARGV, 3 do
+    local id = ARGV[j]
+    if redis.call('HSETNX', KEYS[1], id, ARGV[j + 2]) == 1 then
+      redis.call('HSET', KEYS[2], id, #live)
+      redis.call('ZADD', KEYS[3], ARGV[2], id)
+      for _, due in ipairs(live) do
+        redis.call('ZADD', due, ARGV[j + 1], id)
+      end
+      queued = queued + #live
     end
-    queued = queued + #live
   end
 end
-return queued
+return {queued, #expired}
 `)
+
+// KeepFor is the longest a notification is kept, delivered or not (and a
+// dead one for `notify redrive`): its body may hold an activity, which
+// Strava's API policy lets us keep for 7 days at most.
+const KeepFor = 7 * 24 * time.Hour
+
+// pruneBatch bounds how many expired notifications one script forgets.
+const pruneBatch = "100"
 
 // storeChunk bounds one script run: Redis serves nobody else meanwhile.
 const storeChunk = 100
@@ -217,26 +249,38 @@ func (n *Notifier) Store(ctx context.Context, ns []Notification) error {
 	if !n.Enabled() || len(ns) == 0 {
 		return nil
 	}
-	keys := []string{n.bodiesKey(), n.refsKey()}
+	keys := []string{n.bodiesKey(), n.refsKey(), n.storedKey()}
 	for _, e := range n.cfg.Endpoints {
 		k := n.keysOf(e)
 		keys = append(keys, k.due, k.gone)
 	}
+	now := n.cfg.Now()
 	// One µs apart to keep their order, the last one due now.
-	first := micros(n.cfg.Now()) - int64(len(ns))
+	first := micros(now) - int64(len(ns))
 	var execs []rueidis.LuaExec
 	for start := 0; start < len(ns); start += storeChunk {
-		args := []string{n.cfg.Fingerprint}
+		args := []string{n.cfg.Fingerprint, itoa(micros(now)), itoa(micros(now.Add(-KeepFor)))}
 		for i, nt := range ns[start:min(start+storeChunk, len(ns))] {
 			args = append(args, nt.ID, itoa(first+int64(start+i)), nt.Lane+"\n"+string(nt.Body))
 		}
 		execs = append(execs, rueidis.LuaExec{Keys: keys, Args: args})
 	}
 	var errs []error
+	forgotten := int64(0)
 	for _, res := range storeScript.ExecMulti(ctx, n.client, execs...) {
-		if err := res.Error(); err != nil {
-			errs = append(errs, err)
+		vals, err := res.AsIntSlice()
+		if err == nil && len(vals) != 2 {
+			err = fmt.Errorf("unexpected reply %v", vals)
 		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		forgotten += vals[1]
+	}
+	if forgotten > 0 {
+		n.logger.Warn("notifications stored more than 7 days ago forgotten, delivered or not (Strava lets us keep activity data 7 days)",
+			"forgotten", forgotten)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("store %d notifications: %w", len(ns), err)
@@ -245,10 +289,10 @@ func (n *Notifier) Store(ctx context.Context, ns []Notification) error {
 }
 
 // claimScript leases up to max due notifications of one endpoint, oldest
-// first, and forgets dead ones older than DeadFor.
+// first, and forgets dead ones that died more than KeepFor ago.
 //
 //	KEYS[1] due   KEYS[2] bodies   KEYS[3] attempts   KEYS[4] gone
-//	KEYS[5] dead   KEYS[6] errors   KEYS[7] refs
+//	KEYS[5] dead   KEYS[6] errors   KEYS[7] refs   KEYS[8] stored
 //	ARGV[1] now (µs)   ARGV[2] lease score (µs)   ARGV[3] max   ARGV[4] configuration fingerprint
 //	ARGV[5] forget dead before (µs)
 //
@@ -256,18 +300,16 @@ func (n *Notifier) Store(ctx context.Context, ns []Notification) error {
 // configuration, else a flat list: id, due score, lane "\n" body,
 // attempts, … Moving the score to the lease end in the same script as the
 // read makes two drains' claims disjoint; the lease score (unique to the
-// claim) is what settleScript checks before touching an entry. Pruning
-// here, at most pruneBatch a claim, costs no round trip of its own; a
-// body goes with the last endpoint holding it.
-var claimScript = rueidis.NewLuaScript(`
+// claim) is what settleScript checks before touching an entry. An entry
+// whose body was forgotten (storeScript, after KeepFor) is dropped, not
+// returned. Pruning here, at most pruneBatch a claim, costs no round trip
+// of its own.
+var claimScript = rueidis.NewLuaScript(dropRefLua + `
 local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[5], 'LIMIT', 0, ` + pruneBatch + `)
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[5], id)
   redis.call('HDEL', KEYS[6], id)
-  if redis.call('HINCRBY', KEYS[7], id, -1) <= 0 then
-    redis.call('HDEL', KEYS[7], id)
-    redis.call('HDEL', KEYS[2], id)
-  end
+  dropRef(KEYS[2], KEYS[7], KEYS[8], id)
 end
 if redis.call('GET', KEYS[4]) == ARGV[4] then
   return {'gone'}
@@ -276,22 +318,21 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 
 local out = {}
 for i = 1, #due, 2 do
   local id = due[i]
-  redis.call('ZADD', KEYS[1], ARGV[2], id)
-  out[#out + 1] = id
-  out[#out + 1] = due[i + 1]
-  out[#out + 1] = redis.call('HGET', KEYS[2], id) or ''
-  out[#out + 1] = redis.call('HGET', KEYS[3], id) or '0'
+  local body = redis.call('HGET', KEYS[2], id)
+  if body then
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    out[#out + 1] = id
+    out[#out + 1] = due[i + 1]
+    out[#out + 1] = body
+    out[#out + 1] = redis.call('HGET', KEYS[3], id) or '0'
+  else
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('HDEL', KEYS[6], id)
+  end
 end
 return out
 `)
-
-// DeadFor is how long a dead notification is kept for `notify redrive`:
-// its body may hold an activity, which Strava's API policy lets us keep
-// for 7 days at most.
-const DeadFor = 7 * 24 * time.Hour
-
-// pruneBatch bounds how many expired dead notifications one claim forgets.
-const pruneBatch = "100"
 
 // claimed is one leased notification.
 type claimed struct {
@@ -306,8 +347,8 @@ func (n *Notifier) claim(ctx context.Context, e Endpoint, lease string) ([]claim
 	k := n.keysOf(e)
 	now := n.cfg.Now()
 	flat, err := claimScript.Exec(ctx, n.client,
-		[]string{k.due, n.bodiesKey(), k.attempts, k.gone, k.dead, k.errors, n.refsKey()},
-		[]string{itoa(micros(now)), lease, strconv.Itoa(n.cfg.BatchSize), n.cfg.Fingerprint, itoa(micros(now.Add(-DeadFor)))},
+		[]string{k.due, n.bodiesKey(), k.attempts, k.gone, k.dead, k.errors, n.refsKey(), n.storedKey()},
+		[]string{itoa(micros(now)), lease, strconv.Itoa(n.cfg.BatchSize), n.cfg.Fingerprint, itoa(micros(now.Add(-KeepFor)))},
 	).ToArray()
 	if err != nil {
 		return nil, fmt.Errorf("claim notifications for %s: %w", e.Redacted(), err)
@@ -334,7 +375,7 @@ func (n *Notifier) claim(ctx context.Context, e Endpoint, lease string) ([]claim
 // settleScript records how one claim's deliveries went.
 //
 //	KEYS[1] due   KEYS[2] dead   KEYS[3] attempts   KEYS[4] errors
-//	KEYS[5] bodies   KEYS[6] refs   KEYS[7] gone
+//	KEYS[5] bodies   KEYS[6] refs   KEYS[7] gone   KEYS[8] stored
 //	ARGV[1] the claim's lease score   ARGV[2] now (µs: the died-at score)
 //	ARGV[3] configuration fingerprint when the endpoint answered 410 Gone, else ''
 //	ARGV[4] the error recorded for what the 410 buries
@@ -348,7 +389,7 @@ func (n *Notifier) claim(ctx context.Context, e Endpoint, lease string) ([]claim
 // lease score was taken over by another drain after the lease ended (or
 // redriven): that drain's word counts. A 410 stops the endpoint and buries
 // everything still due for it, so `notify redrive` can send it later.
-var settleScript = rueidis.NewLuaScript(`
+var settleScript = rueidis.NewLuaScript(dropRefLua + `
 local function bury(id, err)
   redis.call('ZREM', KEYS[1], id)
   redis.call('ZADD', KEYS[2], ARGV[2], id)
@@ -364,10 +405,7 @@ for i = 5, #ARGV, 4 do
       redis.call('ZREM', KEYS[1], id)
       redis.call('HDEL', KEYS[3], id)
       redis.call('HDEL', KEYS[4], id)
-      if redis.call('HINCRBY', KEYS[6], id, -1) <= 0 then
-        redis.call('HDEL', KEYS[6], id)
-        redis.call('HDEL', KEYS[5], id)
-      end
+      dropRef(KEYS[5], KEYS[6], KEYS[8], id)
       delivered = delivered + 1
     elseif outcome == 'retry' then
       redis.call('ZADD', KEYS[1], ARGV[i + 2], id)
@@ -409,7 +447,7 @@ func (n *Notifier) settle(ctx context.Context, e Endpoint, lease string, outs []
 		args = append(args, o.id, o.op, o.score, o.err)
 	}
 	vals, err := settleScript.Exec(ctx, n.client,
-		[]string{k.due, k.dead, k.attempts, k.errors, n.bodiesKey(), n.refsKey(), k.gone}, args).AsIntSlice()
+		[]string{k.due, k.dead, k.attempts, k.errors, n.bodiesKey(), n.refsKey(), k.gone, n.storedKey()}, args).AsIntSlice()
 	if err == nil && len(vals) != 3 {
 		err = fmt.Errorf("unexpected reply %v", vals)
 	}
