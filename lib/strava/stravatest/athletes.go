@@ -239,8 +239,9 @@ type wireActivity struct {
 func (s *Server) getActivity(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		s.begin(w, r, RouteActivity, true, 0)
-		WriteStatus(w, http.StatusNotFound)
+		if s.begin(w, r, RouteActivity, true, 0) {
+			WriteStatus(w, http.StatusNotFound)
+		}
 		return
 	}
 	if !s.begin(w, r, RouteActivity, true, id) {
