@@ -40,12 +40,13 @@ echo "serve -sandbox at $base, Redis $REDIS_URL"
 # wait_for SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds.
 wait_for() {
   local limit=$1 what=$2; shift 2
-  local t0; t0=$(date +%s.%N)
+  local t0; t0=$(date +%s%N)
   while ! "$@" >/dev/null 2>&1; do
-    if (( $(echo "$(date +%s.%N) - $t0 > $limit" | bc) )); then fail "$what: not within ${limit} s"; fi
+    (( ($(date +%s%N) - t0) / 1000000 <= limit * 1000 )) || fail "$what: not within ${limit} s"
     sleep 0.2
   done
-  printf '%s: %.1f s\n' "$what" "$(echo "$(date +%s.%N) - $t0" | bc)"
+  local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  printf '%s: %d.%03d s\n' "$what" $((ms / 1000)) $((ms % 1000))
 }
 kept() { cli activities list -athlete "$athlete" -json | grep -q "\"id\":$1[,}]"; }
 not_kept() { ! kept "$1"; }
