@@ -91,3 +91,29 @@ func TestMinLease(t *testing.T) {
 		}
 	}
 }
+
+// An athlete whose refresh Strava refuses is named once per drain in a
+// warning (the operator's cue to ask them to reconnect), however many of
+// their events the drain holds.
+func TestReconnectNeededIsWarnedOncePerDrain(t *testing.T) {
+	e := newEnv(t)
+	e.save(stored(jane, "access-revoked", "refresh-revoked", e.clock.Now().Add(time.Hour)))
+	for i := range int64(3) {
+		e.strava.activity(12+i, jane)
+		e.enqueue(event(strava.AspectCreate, jane, 12+i, 10))
+	}
+	logs := &logLines{}
+	sum := e.drain(New(Config{Now: e.clock.Now, Concurrency: 4}, e.queue, e.store, e.client, slog.New(slog.NewJSONHandler(logs, nil))))
+	if sum.Held != 3 {
+		t.Fatalf("summary %+v, want Jane's 3 events held", sum)
+	}
+	warnings := 0
+	for _, l := range logs.lines(t) {
+		if l["level"] == "WARN" && strings.Contains(fmt.Sprint(l["msg"]), "must reconnect") && l["athlete"] == float64(jane) {
+			warnings++
+		}
+	}
+	if warnings != 1 {
+		t.Errorf("%d warnings that Jane must reconnect, want 1", warnings)
+	}
+}
