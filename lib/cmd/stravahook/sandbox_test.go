@@ -210,3 +210,21 @@ func TestTriggerPostsToTheSecretCallbackPath(t *testing.T) {
 		t.Fatalf("trigger = %d %q %q: want the event accepted, the secret never shown", code, out, stderr)
 	}
 }
+
+func TestServeWithAGoneRedisSaysHowToGetAnEmbeddedOne(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := "redis://" + ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	err = run(ctx, []string{"serve", "-addr", "127.0.0.1:0"}, func(k string) string {
+		return map[string]string{"REDIS_URL": gone, "STRAVA_VERIFY_TOKEN": "v"}[k]
+	}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "REDIS_URL is set; unset it for an embedded Redis") {
+		t.Fatalf("err %v", err)
+	}
+}

@@ -94,6 +94,10 @@ func serve(ctx context.Context, e env, opts serveOptions) error {
 	}
 	client, err := rdb.Connect(ctx, cfg.RedisURL)
 	if err != nil {
+		if cfg.RedisURLVar != "embedded" {
+			// Often the URL an earlier serve printed, whose Redis is gone.
+			return fmt.Errorf("%w (%s is set; unset it for an embedded Redis)", err, cfg.RedisURLVar)
+		}
 		return err
 	}
 	defer client.Close()
