@@ -332,6 +332,49 @@ func TestNotifyCommands(t *testing.T) {
 	}
 }
 
+// A notification dead for an endpoint (here after one failed attempt, to
+// skip a day of backoff) shows in notify status and queue status; notify
+// redrive brings it back and the next drain delivers it.
+func TestNotifyRedriveDeliversTheDead(t *testing.T) {
+	c := newCLI(t)
+	rcv := newNotifyReceiver(t)
+	rcv.set(500, false)
+	c.env["NOTIFY_URL"] = rcv.srv.URL
+	c.env["NOTIFY_SECRET"] = cliNotifySecret
+	cfg := notify.ConfigFromEnv(c.env["NOTIFY_URL"], c.env["NOTIFY_SECRET"])
+	cfg.MaxAttempts = 1
+	n := notify.New(c.redis.Client, c.redis.Prefix+"notify:", cfg, nil)
+	nt := notify.NewNotification(notify.TypeActivityDeleted, "134815:1", "event-1", time.Now(), notify.DeletedData(134815, 1))
+	if err := n.Store(context.Background(), []notify.Notification{nt}); err != nil {
+		t.Fatal(err)
+	}
+	if s := n.Deliver(context.Background(), time.Now().Add(time.Minute)); s.Dead != 1 {
+		t.Fatalf("delivery %+v, want it dead", s)
+	}
+
+	code, out, _ := c.run("notify", "status")
+	if code != 0 || !strings.Contains(out, "pending 0, retrying 0, dead 1") || !strings.Contains(out, "notify redrive") {
+		t.Errorf("notify status = %d %q", code, out)
+	}
+	code, out, _ = c.run("queue", "status")
+	if code != 0 || !strings.Contains(out, "dead 1") {
+		t.Errorf("queue status = %d %q; want the notification counts", code, out)
+	}
+	rcv.set(200, false)
+	code, out, _ = c.run("notify", "redrive")
+	if code != 0 || !strings.Contains(out, "moved 1 dead notifications") {
+		t.Fatalf("notify redrive = %d %q", code, out)
+	}
+	code, out, stderr := c.run("process", "-budget", "5s")
+	if code != 0 || !strings.Contains(out, `"delivered":1`) {
+		t.Fatalf("drain after redrive: %d %s %s", code, out, stderr)
+	}
+	got := rcv.got()
+	if len(got) != 2 || got[1].header.Get("webhook-id") != nt.ID {
+		t.Errorf("endpoint got %d requests; want the dead one's webhook-id again", len(got))
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe for a command writing while the test
 // reads.
 type syncBuffer struct {
