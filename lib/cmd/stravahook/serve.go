@@ -31,7 +31,7 @@ func serveCommand() command {
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			addr := fs.String("addr", "127.0.0.1:3000", "`host:port` to listen on")
 			redisAddr := fs.String("redis-addr", "127.0.0.1:0", "`host:port` for the embedded Redis (when no REDIS_URL)")
-			sandbox := fs.Bool("sandbox", false, "also run a Strava double in process, with a sample athlete connected and the subscription created (see `stravahook trigger`)")
+			sandbox := fs.Bool("sandbox", false, "also run a Strava double in process, with a sample athlete connected and the subscription created (see stravahook trigger -h)")
 			drainEvery := fs.Duration("drain-every", 0, "drain the queue every `D`, as a cron would (0: never; 3s with -sandbox)")
 			staticDir := fs.String("static", "", "`folder` of the static pages served at / (default: the .static folder of the checkout holding the working directory)")
 			return func(ctx context.Context, e env, args []string) error {

@@ -26,8 +26,8 @@ const defaultCallbackURL = "http://127.0.0.1:3000/api/activity_update"
 func triggerCommand() command {
 	return command{
 		path:    "trigger",
-		args:    "create|update|delete|deauthorize",
-		summary: "send a Strava-shaped event: through the sandbox's Strava when `serve -sandbox` runs there, else straight to the callback",
+		args:    "EVENT",
+		summary: "send a Strava-shaped event (create, update, delete, deauthorize): through serve -sandbox's Strava, else to the callback",
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			athleteID := fs.Int64("athlete", 0, "the athlete `ID` (default: the sandbox's connected athlete, else 134815)")
 			activityID := fs.Int64("activity", 0, "the activity `ID` (default: a new one for create, the newest for update and delete)")
