@@ -11,7 +11,9 @@
 #   SMOKE=1 bash .bench/deployed.sh     # 2 cold starts, 5 warm: only checks that the kit works
 #
 # Options (environment): COLD_N (20) cold starts per column, WARM_N (200)
-# measured warm invocations per column, WARMUP_N (20), SMOKE=1,
+# measured warm invocations per column, WARMUP_N (20), SPACED_N (10)
+# invocations 2.1 s apart of the create column that triggers a prompt
+# drain each time, SMOKE=1,
 # VERCEL_CLI_DIR (as .ci/vercel-check.sh). Writes .bench/results/deployed.md
 # and the processes' logs beside it. Only 127.0.0.1 traffic, except npm
 # installing the Vercel CLI and go fetching modules when they are missing.
@@ -20,8 +22,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 res=.bench/results
 mkdir -p "$res"
-COLD_N=${COLD_N:-20} WARM_N=${WARM_N:-200} WARMUP_N=${WARMUP_N:-20}
-if [ -n "${SMOKE:-}" ]; then COLD_N=2 WARM_N=5 WARMUP_N=1; fi
+COLD_N=${COLD_N:-20} WARM_N=${WARM_N:-200} WARMUP_N=${WARMUP_N:-20} SPACED_N=${SPACED_N:-10}
+if [ -n "${SMOKE:-}" ]; then COLD_N=2 WARM_N=5 WARMUP_N=1 SPACED_N=2; fi
 log() { printf '[deployed] %s\n' "$*" >&2; }
 
 command -v go >/dev/null || { log "go is not installed"; exit 1; }
@@ -88,5 +90,6 @@ label="commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --
 "$work/bin/lambdarun" -functions "$work/repo/.vercel/output/functions" -project "$work/repo" \
   -empty-functions "$work/empty/.vercel/output/functions" -empty-project "$work/empty" \
   -redis-url "$STRAVAHOOK_TEST_REDISS_URL" -redis-ca "$STRAVAHOOK_TEST_REDIS_CA" \
+  -tls-cert "$work/redis/server.crt" -tls-key "$work/redis/server.key" -spaced "$SPACED_N" \
   -floor "$work/bin/floor" -work "$work/run" -results "$res" -label "$label" \
   -cold "$COLD_N" -warm "$WARM_N" -warmup "$WARMUP_N" ${CERT_DIR:+-cert-dir "$CERT_DIR"} | tee "$res/deployed.md"

@@ -65,6 +65,9 @@ type options struct {
 	warmExtraMS            float64
 	verifyToken, challenge string
 	certDir                string
+	tlsCert, tlsKey        string
+	spacedN                int
+	spacing                time.Duration
 }
 
 func parseFlags(args []string) (options, error) {
@@ -86,6 +89,10 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.warm, "warm", 200, "measured warm invocations per column")
 	fs.IntVar(&o.warmup, "warmup", 20, "warm invocations per column before measuring")
 	fs.StringVar(&o.certDir, "cert-dir", "", "SSL_CERT_DIR for the measured processes (default unset: Go also reads the system's certificate directories, as a function reads its image's bundle)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "certificate `file` for the deployment stand-in (127.0.0.1, signed by -redis-ca; required)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "its key `file` (required)")
+	fs.IntVar(&o.spacedN, "spaced", 10, "invocations of the spaced create column, -spacing apart")
+	fs.DurationVar(&o.spacing, "spacing", 2100*time.Millisecond, "time between the spaced column's invocations (a prompt drain is triggered at most every 2 s per instance)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "longest wait for one answer")
 	fs.Float64Var(&o.coldTarget, "cold-target", 1.2, "cold start target, × the floor's")
 	fs.Float64Var(&o.warmExtraMS, "warm-target-ms", 0.5, "warm latency target, ms over the empty function's")
@@ -93,8 +100,8 @@ func parseFlags(args []string) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if o.functions == "" || o.floorBin == "" || o.work == "" || o.redisURL == "" || o.redisCA == "" {
-		return o, errors.New("-functions, -floor, -work, -redis-url and -redis-ca are required")
+	if o.functions == "" || o.floorBin == "" || o.work == "" || o.redisURL == "" || o.redisCA == "" || o.tlsCert == "" || o.tlsKey == "" {
+		return o, errors.New("-functions, -floor, -work, -redis-url, -redis-ca, -tls-cert and -tls-key are required")
 	}
 	if o.cold < 1 || o.warm < 1 || o.warmup < 0 {
 		return o, errors.New("-cold and -warm must be ≥ 1, -warmup ≥ 0")
@@ -119,6 +126,8 @@ type column struct {
 	bin     string
 	isFloor bool // .bench/floor, not a function
 	bare    bool // .bench/floor without Redis
+	spaced  bool // invoked -spacing apart, after the other columns' warm phase
+	key     string
 	request func(i int) bridgeRequest
 	check   func(i int, status int, body []byte) error
 
@@ -127,11 +136,13 @@ type column struct {
 	warm       []time.Duration
 	warmCmds   []int
 	warmCmdSet commandCalls // all commands of the measured warm invocations
-	rssKiB     int64
-	coldCPU    []time.Duration // CPU time of processes stopped right after their first answer
-	size       int64
-	err        error
-	proc       measured
+	// prompt-drain requests to the deployment stand-in
+	coldTriggers, warmTriggers int
+	rssKiB                     int64
+	coldCPU                    []time.Duration // CPU time of processes stopped right after their first answer
+	size                       int64
+	err                        error
+	proc                       measured
 }
 
 func (c *column) fail(err error) {
@@ -312,6 +323,11 @@ func run(args []string, stdout io.Writer, procs *children) error {
 		"STRAVA_VERIFY_TOKEN=" + o.verifyToken, "STRAVA_CLIENT_ID=4242", "STRAVA_CLIENT_SECRET=bench-client-secret",
 		"CRON_SECRET=bench-cron-secret-0123456789", "STRAVAHOOK_REDIS_PREFIX=bench:",
 	}
+	site, err := startDeployment(o.tlsCert, o.tlsKey)
+	if err != nil {
+		return err
+	}
+	defer site.close()
 	floorEnv := []string{"PATH=/usr/bin:/bin", "REDIS_URL=" + redis.url(), "SSL_CERT_FILE=" + redis.caFile}
 	if o.certDir != "" {
 		env = append(env, "SSL_CERT_DIR="+o.certDir)
@@ -336,6 +352,9 @@ func run(args []string, stdout io.Writer, procs *children) error {
 		{title: "event POST (delete)", source: o.function, bin: fnBin,
 			request: func(i int) bridgeRequest { return eventRequest(fnPath, "delete", 9_200_000_000+int64(i)) },
 			check:   wantStatus(200)},
+		{title: fmt.Sprintf("event POST (create), %s apart", o.spacing), source: o.function, bin: fnBin, spaced: true,
+			request: func(i int) bridgeRequest { return eventRequest(fnPath, "create", 9_300_000_000+int64(i)) },
+			check:   wantStatus(200)},
 		{title: "empty function", source: o.empty, bin: emptyBin,
 			request: func(int) bridgeRequest { return getRequest("/api/" + o.empty) },
 			check:   wantStatus(200)},
@@ -347,8 +366,11 @@ func run(args []string, stdout io.Writer, procs *children) error {
 			c.size = st.Size()
 		}
 	}
+	for i, c := range cols {
+		c.key = fmt.Sprintf("c%d", i)
+	}
 	logFor := func(c *column) string {
-		name := strings.NewReplacer(" ", "-", "(", "", ")", "").Replace(strings.ToLower(c.title))
+		name := strings.NewReplacer(" ", "-", "(", "", ")", "", ",", "").Replace(strings.ToLower(c.title))
 		return filepath.Join(o.results, "deployed-"+name+".log")
 	}
 	for _, c := range cols {
@@ -388,7 +410,8 @@ func run(args []string, stdout io.Writer, procs *children) error {
 			c.proc = p
 			return d, nil
 		}
-		p, d, raw, err := startFunction(c.bin, env, logFor(c), lambdaEvent(c.request(n)), o.timeout, procs)
+		fenv := append(env[:len(env):len(env)], "PUBLIC_URL="+site.url+"/"+c.key)
+		p, d, raw, err := startFunction(c.bin, fenv, logFor(c), lambdaEvent(c.request(n)), o.timeout, procs)
 		if err != nil {
 			return 0, err
 		}
@@ -456,12 +479,27 @@ func run(args []string, stdout io.Writer, procs *children) error {
 	if err != nil {
 		return err
 	}
+	// A prompt drain's request is written before the answer, but may reach
+	// the stand-in a moment after it.
+	settle := func() map[*column]int {
+		time.Sleep(300 * time.Millisecond)
+		m := map[*column]int{}
+		for _, c := range cols {
+			m[c] = site.count(c.key)
+		}
+		return m
+	}
+	afterCold := settle()
+	for _, c := range cols {
+		c.coldTriggers = afterCold[c]
+	}
 
-	// Warm invocations.
+	// Warm invocations: round-robin, then the spaced column's, each
+	// -spacing after the previous one.
 	for _, c := range cols {
 		c.warmCmdSet = commandCalls{}
 	}
-	err = roundRobin(o.warmup+o.warm, func(i int, c *column) {
+	warm := func(i int, c *column) {
 		d, cmds, err := counted(answer, c)
 		if err != nil {
 			c.fail(fmt.Errorf("warm invocation %d: %w", i+1, err))
@@ -475,9 +513,27 @@ func run(args []string, stdout io.Writer, procs *children) error {
 		for name, k := range cmds {
 			c.warmCmdSet[name] += k
 		}
+	}
+	err = roundRobin(o.warmup+o.warm, func(i int, c *column) {
+		if !c.spaced {
+			warm(i, c)
+		}
 	})
 	if err != nil {
 		return err
+	}
+	for _, c := range cols {
+		for i := 0; c.spaced && c.err == nil && i < o.spacedN && errStats == nil; i++ {
+			time.Sleep(o.spacing)
+			warm(o.warmup+i, c)
+		}
+	}
+	if errStats != nil {
+		return errStats
+	}
+	afterWarm := settle()
+	for _, c := range cols {
+		c.warmTriggers = afterWarm[c] - afterCold[c]
 	}
 	for _, c := range cols {
 		if c.proc != nil {
@@ -488,6 +544,9 @@ func run(args []string, stdout io.Writer, procs *children) error {
 
 	report(stdout, o, cols, loadStart, loadAverage())
 	var failed []string
+	if u := site.unexpected(); len(u) > 0 {
+		failed = append(failed, "the deployment stand-in got requests that were not prompt drains: "+strings.Join(u, ", "))
+	}
 	for _, c := range cols {
 		if c.err != nil {
 			failed = append(failed, c.title+": "+c.err.Error())
@@ -606,7 +665,7 @@ func report(w io.Writer, o options, cols []*column, loadStart, loadEnd string) {
 	})
 	row(fmt.Sprintf("cold start, ms (exec → first answer; median of %d)", o.cold), durCell(coldOf, 0.5))
 	row("CPU time of a cold start, ms (user + system until stopped after its first answer; median)", durCell(func(c *column) []time.Duration { return c.coldCPU }, 0.5))
-	row(fmt.Sprintf("warm latency, ms (median of %d)", o.warm), durCell(warmOf, 0.5))
+	row(fmt.Sprintf("warm latency, ms (median of %d; of %d for the spaced column)", o.warm, o.spacedN), durCell(warmOf, 0.5))
 	row("warm latency, ms (p90)", durCell(warmOf, 0.9))
 	row("peak RSS, MiB (VmHWM, max over its processes)", func(c *column) string {
 		return fmt.Sprintf("%.1f", float64(c.rssKiB)/1024)
@@ -621,6 +680,12 @@ func report(w io.Writer, o options, cols []*column, loadStart, loadEnd string) {
 		return strconv.Itoa(s[len(s)/2])
 	})
 	row("… all warm invocations' commands", func(c *column) string { return c.warmCmdSet.String() })
+	row("prompt-drain requests to the deployment: in the cold invocations (per process) / in all warm ones", func(c *column) string {
+		if c.isFloor {
+			return "–"
+		}
+		return fmt.Sprintf("%.1f / %d", float64(c.coldTriggers)/float64(max(len(c.cold), 1)), c.warmTriggers)
+	})
 	row("Redis commands in the first (cold) invocation", func(c *column) string {
 		if c.coldCmds == nil {
 			return "n/a"
@@ -631,7 +696,7 @@ func report(w io.Writer, o options, cols []*column, loadStart, loadEnd string) {
 	p("Warm latency is the time from the stand-in handing out the event (`/next`) to the function's whole answer arriving (`/response`); for the floor, one PING round trip through its stdin/stdout.\n\n")
 
 	// Targets.
-	fns, empty, floor, bare := cols[:3], cols[3], cols[4], cols[5]
+	fns, empty, floor, bare := cols[:4], cols[4], cols[5], cols[6]
 	p("| target | figure | met |\n|---|---|---|\n")
 	verdict := func(ok, known bool) string {
 		if !known {
@@ -668,7 +733,7 @@ func report(w io.Writer, o options, cols []*column, loadStart, loadEnd string) {
 		p("| peak RSS, %s ≤ %.1f× the empty function's | %.1f / %.1f MiB = %.2f× | %s |\n", c.title, o.rssTarget,
 			float64(c.rssKiB)/1024, float64(empty.rssKiB)/1024, r, verdict(r <= o.rssTarget, known))
 	}
-	for _, c := range fns[1:] {
+	for _, c := range fns[1:3] {
 		exact := 0
 		for _, k := range c.warmCmds {
 			if k == 1 {
