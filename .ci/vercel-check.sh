@@ -57,7 +57,7 @@ prefix="ci-vercel-dev-$$-$RANDOM:"
 callback_secret="ci-callback-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 export STRAVA_VERIFY_TOKEN=ci-verify-token REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/13} STRAVAHOOK_REDIS_PREFIX=$prefix
 export STRAVA_CLIENT_ID=4242 STRAVA_CLIENT_SECRET=ci-client-secret READ_TOKEN=ci-read-token-0123456789
-export STRAVA_CALLBACK_SECRET=$callback_secret
+export STRAVA_CALLBACK_SECRET=$callback_secret CRON_SECRET=ci-cron-secret-0123456789
 set -m
 "$vercel" dev --local --listen "$port" --yes >"$logs/dev.log" 2>&1 &
 dev_pid=$!
@@ -98,11 +98,18 @@ case "$(echo $codes)" in
 esac
 stored=$(redis-cli -u "$REDIS_URL" --scan --pattern "${prefix}*" | wc -l)
 [ "$stored" = 0 ] || { echo "forged POSTs stored $stored keys"; exit 1; }
-real=$(curl -s --max-time 20 -X POST -H 'Content-Type: application/json' --data "$forged_event" "http://127.0.0.1:$port/api/activity_update/$callback_secret")
+# The queued event starts a prompt drain; under vercel dev the intake
+# answers once that drain has (README), so it is recorded by then. The 401
+# first makes vercel dev build process_events outside that wait.
+curl -s --max-time 120 -o /dev/null "http://127.0.0.1:$port/api/process_events"
+real=$(curl -s --max-time 120 -X POST -H 'Content-Type: application/json' --data "$forged_event" "http://127.0.0.1:$port/api/activity_update/$callback_secret")
 [ "$real" = '{"status":"queued"}' ] || { echo "POST at the secret path: $real, want queued"; exit 1; }
+last_drain=$(redis-cli -u "$REDIS_URL" get "${prefix}last_drain")
+echo "last drain after the queued POST: $last_drain"
+case "$last_drain" in *'"trigger":"prompt","claimed":1,'*) ;; *) echo "want a prompt drain that claimed the event"; tail -20 "$logs/dev.log"; exit 1 ;; esac
 redis-cli -u "$REDIS_URL" --scan --pattern "${prefix}*" | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null
 if grep -q "$callback_secret" "$logs/dev.log"; then echo "the callback secret is in vercel dev's log"; exit 1; fi
-echo "bare path 404, ${FORGED_POSTS:-24} forged POSTs 404 with nothing stored, the secret path queued"
+echo "bare path 404, ${FORGED_POSTS:-24} forged POSTs 404 with nothing stored, the secret path queued and its prompt drain claimed it"
 
 echo "== vercel dev --local redirects /api/connect to Strava's authorize page"
 headers=$(curl -s --max-time 20 -o /dev/null -D - "http://127.0.0.1:$port/api/connect" | tr -d '\r')
