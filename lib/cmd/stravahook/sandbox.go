@@ -14,6 +14,7 @@ import (
 
 	"github.com/stravahook/stravahook/lib/app"
 	"github.com/stravahook/stravahook/lib/processor"
+	"github.com/stravahook/stravahook/lib/rdb"
 	"github.com/stravahook/stravahook/lib/strava/stravatest"
 )
 
@@ -27,6 +28,9 @@ const sandboxPath = "/_sandbox/"
 type sandbox struct {
 	strava  *stravatest.Server
 	athlete int64
+	// madeUpReadToken is the READ_TOKEN made up for this run, which the
+	// next steps show; one the user set is theirs and never printed.
+	madeUpReadToken string
 }
 
 // startSandbox starts the double and points cfg at it: base URL and
@@ -40,6 +44,7 @@ func startSandbox(cfg *app.Config) *sandbox {
 	if cfg.ReadToken == "" {
 		// So that the map page and GET /api/activities show the sandbox.
 		cfg.ReadToken = randomSecret()
+		sb.madeUpReadToken = cfg.ReadToken
 	}
 	if cfg.CronSecret == "" {
 		// The intake then asks for a drain right after queueing (prompt
@@ -139,13 +144,17 @@ func browse(ctx context.Context, browser *http.Client, method, target string, fo
 
 // printNextSteps tells the user what to try, as commands to paste.
 func (sb *sandbox) printNextSteps(w io.Writer, cfg app.Config, base, callbackPath string, drainEvery time.Duration) {
-	redisURL := cfg.RedisURL
 	sub, _ := sb.strava.Subscription()
 	fmt.Fprintf(w, "\nsandbox: a Strava double runs at %s (client id %s)\n", sb.strava.URL, sb.strava.ClientID)
 	fmt.Fprintf(w, "sandbox: subscription %d sends events to %s%s\n", sub.ID, base, callbackPath)
 	fmt.Fprintf(w, "sandbox: athlete Jane Doe (%d) connected through /api/connect; the queue drains every %s\n", sb.athlete, drainEvery)
 	fmt.Fprintf(w, "\nTry it, in another terminal:\n")
-	fmt.Fprintf(w, "  export REDIS_URL=%s\n", redisURL)
+	if cfg.RedisURLVar == "embedded" {
+		fmt.Fprintf(w, "  export REDIS_URL=%s\n", cfg.RedisURL)
+	} else {
+		// The user's own URL may hold a password: never printed.
+		fmt.Fprintf(w, "  # with the %s of this shell (%s)\n", cfg.RedisURLVar, rdb.Redact(cfg.RedisURL))
+	}
 	urlFlag := ""
 	if base+callbackPath != defaultCallbackURL {
 		urlFlag = " -url " + base + callbackPath
@@ -153,7 +162,11 @@ func (sb *sandbox) printNextSteps(w io.Writer, cfg app.Config, base, callbackPat
 	fmt.Fprintf(w, "  go run ./lib/cmd/stravahook trigger create%s   # Jane uploads an activity; Strava pushes its event\n", urlFlag)
 	fmt.Fprintf(w, "  go run ./lib/cmd/stravahook activities list -athlete %d   # a few seconds later: kept\n", sb.athlete)
 	fmt.Fprintf(w, "  go run ./lib/cmd/stravahook trigger delete%s   # or update, deauthorize\n", urlFlag)
-	fmt.Fprintf(w, "and in a browser: %s/map.html (read token %s), %s/api/connect (the OAuth pages)\n", base, cfg.ReadToken, base)
+	readToken := "your READ_TOKEN"
+	if sb.madeUpReadToken != "" {
+		readToken = "read token " + sb.madeUpReadToken
+	}
+	fmt.Fprintf(w, "and in a browser: %s/map.html (%s), %s/api/connect (the OAuth pages)\n", base, readToken, base)
 	if cfg.NotifyURL == "" {
 		fmt.Fprintf(w, "notifications: set NOTIFY_URL and NOTIFY_SECRET (see `stravahook notify secret`, `stravahook listen`)\n")
 	}
