@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/subtle"
 	"log/slog"
 	"net/http"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/stravahook/stravahook/lib/processor"
 	"github.com/stravahook/stravahook/lib/promptdrain"
 	"github.com/stravahook/stravahook/lib/respond"
+	"github.com/stravahook/stravahook/lib/secretcmp"
 	"github.com/stravahook/stravahook/lib/store"
 )
 
@@ -121,9 +121,8 @@ func (a *App) ProcessEvents() http.Handler {
 			respond.Error(w, http.StatusInternalServerError, "server misconfigured; see the logs")
 			return
 		}
-		got := []byte(r.Header.Get("Authorization"))
-		want := []byte("Bearer " + a.cfg.CronSecret)
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		got := r.Header.Get("Authorization")
+		if !secretcmp.Equal(got, "Bearer "+a.cfg.CronSecret) {
 			a.logger.LogAttrs(r.Context(), slog.LevelWarn, "process_events refused",
 				slog.Int("status", http.StatusUnauthorized), slog.Bool("authorization_present", len(got) > 0))
 			w.Header().Set("WWW-Authenticate", `Bearer realm="process_events"`)

@@ -7,8 +7,6 @@ package webhook
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"io"
 	"log/slog"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/stravahook/stravahook/lib/respond"
+	"github.com/stravahook/stravahook/lib/secretcmp"
 	"github.com/stravahook/stravahook/lib/strava"
 )
 
@@ -111,10 +110,7 @@ func (h *handler) callbackAllowed(r *http.Request) bool {
 	if given == "" {
 		given = r.URL.Query().Get(CallbackSecretParam)
 	}
-	// Hashed first, so that the comparison takes the same time whatever
-	// the length of the guess.
-	g, want := sha256.Sum256([]byte(given)), sha256.Sum256([]byte(h.cfg.CallbackSecret))
-	return given != "" && subtle.ConstantTimeCompare(g[:], want[:]) == 1
+	return secretcmp.Equal(given, h.cfg.CallbackSecret)
 }
 
 // validate answers Strava's subscription validation: echo hub.challenge
@@ -131,7 +127,7 @@ func (h *handler) validate(w http.ResponseWriter, r *http.Request) {
 		status, reason = http.StatusBadRequest, "hub.mode, hub.verify_token and hub.challenge are required"
 	case mode != "subscribe":
 		status, reason = http.StatusBadRequest, "hub.mode must be subscribe"
-	case subtle.ConstantTimeCompare([]byte(token), []byte(h.cfg.VerifyToken)) != 1:
+	case !secretcmp.Equal(token, h.cfg.VerifyToken):
 		status, reason = http.StatusForbidden, "hub.verify_token does not match STRAVA_VERIFY_TOKEN"
 	}
 	level := slog.LevelInfo
