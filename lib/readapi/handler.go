@@ -178,14 +178,16 @@ func parseQuery(r *http.Request) (query, error) {
 	return q, nil
 }
 
-// parseSince reads RFC 3339 or unix seconds.
+// parseSince reads RFC 3339 or unix seconds. A space stands for the + of
+// an offset: typed unencoded in a URL (?since=…T09:00:00+01:00), it
+// arrives decoded as one.
 func parseSince(v string) (time.Time, error) {
 	if strings.Trim(v, "0123456789") == "" {
 		secs, err := strconv.ParseInt(v, 10, 64)
 		if err == nil {
 			return time.Unix(secs, 0).UTC(), nil
 		}
-	} else if t, err := time.Parse(time.RFC3339, v); err == nil {
+	} else if t, err := time.Parse(time.RFC3339, strings.Replace(v, " ", "+", 1)); err == nil {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("since must be an RFC 3339 time (2026-03-01T07:00:00Z) or unix seconds, got %q", v)

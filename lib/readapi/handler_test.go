@@ -260,6 +260,8 @@ func TestParameters(t *testing.T) {
 		{"athlete=3", nil},
 		{"since=2026-03-01T08:42:00Z", []int64{1104, 1103, 1102}},
 		{"since=2026-03-01T09:42:00%2B01:00", []int64{1104, 1103, 1102}},
+		// An offset's + typed as is in a URL arrives as a space.
+		{"since=2026-03-01T09:42:00+01:00", []int64{1104, 1103, 1102}},
 		{"since=2026-03-01T08:41:59.5Z", []int64{1104, 1103, 1102}},
 		{"since=" + itoa(t0.Add(102*time.Minute).Unix()), []int64{1104, 1103, 1102}},
 		{"since=" + itoa(t0.Add(102*time.Minute).Unix()) + "&athlete=2", []int64{1103}},
