@@ -12,6 +12,7 @@ import (
 	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
 	"github.com/stravahook/stravahook/lib/readapi/readapitest"
 	"github.com/stravahook/stravahook/lib/store"
+	"github.com/stravahook/stravahook/lib/strava"
 )
 
 // mapPage serves kept activities with `serve` (embedded Redis unless the
@@ -19,10 +20,16 @@ import (
 // cannot load (no internet in tests), as when a user is offline.
 func mapPage(t testing.TB, activities int) (*browsertest.Page, string) {
 	t.Helper()
+	newest := time.Date(2026, 3, 1, 18, 0, 0, 0, time.UTC)
+	return mapPageOf(t, readapitest.Activities(activities, 200, 134815, newest, 1))
+}
+
+// mapPageOf is mapPage with the given activities kept.
+func mapPageOf(t testing.TB, acts []strava.DetailedActivity) (*browsertest.Page, string) {
+	t.Helper()
 	page := browsertest.Open(t, 1280, 800) // skips without chromium
 	r := rdbtest.New(t)
-	newest := time.Date(2026, 3, 1, 18, 0, 0, 0, time.UTC)
-	keepForTest(t, store.New(r.Client, r.Prefix), readapitest.Activities(activities, 200, 134815, newest, 1)...)
+	keepForTest(t, store.New(r.Client, r.Prefix), acts...)
 	base := startServe(t, map[string]string{
 		"REDIS_URL":               r.URL,
 		"STRAVAHOOK_REDIS_PREFIX": r.Prefix,
@@ -111,6 +118,37 @@ func TestMapPageDrawsTheKeptActivities(t *testing.T) {
 	page.Eval(`({asked: !document.getElementById("login").hidden, paths: document.querySelectorAll("#map svg path.track").length})`, &again)
 	if again.Asked || again.Paths != 3 {
 		t.Errorf("after a reload: asked again %v, %d paths; want no prompt and 3 paths", again.Asked, again.Paths)
+	}
+}
+
+// Activity names are the athletes' own text: one written as HTML shows as
+// that text in the list and the popup, and never becomes markup.
+func TestMapPageShowsAnHTMLNameAsText(t *testing.T) {
+	const name = `<img src=x onerror="window.pwned=1"><b>bold</b>`
+	acts := readapitest.Activities(1, 50, 134815, time.Date(2026, 3, 1, 18, 0, 0, 0, time.UTC), 1)
+	acts[0].Name = name
+	page, _ := mapPageOf(t, acts)
+	page.Type(readToken)
+	page.PressEnter()
+	page.WaitFor(`document.body.dataset.drawn === "true"`, 30*time.Second)
+	page.Click(`#list li.activity`)
+	page.WaitFor(`document.querySelector(".leaflet-popup-content .popup")`, 10*time.Second)
+	var got struct {
+		Row, Popup string
+		Markup     int
+		Pwned      bool
+	}
+	page.Eval(`({
+		row: document.querySelector("#list li.activity .name").textContent,
+		popup: document.querySelector(".leaflet-popup-content .popup .name").textContent,
+		markup: document.querySelectorAll("#list img, #list b, .leaflet-popup-content img, .leaflet-popup-content b").length,
+		pwned: window.pwned === 1,
+	})`, &got)
+	if got.Row != name || got.Popup != name || got.Markup != 0 || got.Pwned {
+		t.Errorf("an HTML activity name: %+v; want it shown as text in the row and the popup, no markup made of it", got)
+	}
+	if errs := page.ScriptErrors(); len(errs) > 0 {
+		t.Errorf("script errors: %q", errs)
 	}
 }
 
