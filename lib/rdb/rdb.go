@@ -10,6 +10,7 @@ package rdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"time"
@@ -49,6 +50,12 @@ func connect(ctx context.Context, rawURL string, opt rueidis.ClientOption) (ruei
 // Upstash nor the embedded server offers, and we never read hot keys.
 func Options(rawURL string) (rueidis.ClientOption, error) {
 	opt, err := rueidis.ParseURL(rawURL)
+	var notAURL *url.Error
+	if errors.As(err, &notAURL) {
+		// url.Parse's errors quote the URL, or the piece it choked on:
+		// the password, or part of it, when that is what is malformed.
+		return rueidis.ClientOption{}, errors.New("parse redis URL: not a valid URL (characters such as # % / ? @ in the password must be percent-encoded)")
+	}
 	if err != nil {
 		return rueidis.ClientOption{}, fmt.Errorf("parse redis URL %s: %w", Redact(rawURL), err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,5 +60,28 @@ func TestRedactHidesPassword(t *testing.T) {
 	got := rdb.Redact("rediss://default:s3cret@eu1-x.upstash.io:6379")
 	if got != "rediss://default:xxxxx@eu1-x.upstash.io:6379" {
 		t.Fatalf("Redact = %q", got)
+	}
+}
+
+// A malformed URL's error never quotes its password, not even a piece of
+// it: a password with an unencoded #, % or / is a common way to get one.
+func TestMalformedURLErrorHidesPassword(t *testing.T) {
+	for _, raw := range []string{
+		"rediss://default:qx7#zk9@eu1-x.upstash.io:6379", // # starts a fragment: "zk9@…" is cut off, "qx7" read as a port
+		"redis://default:s3cret%zz@127.0.0.1:6379",       // not a percent escape
+		"redis://default:s3cret@127.0.0.1:port",
+		"redis://default:s3cret@[::1",
+		"redis://default:s3cret@127.0.0.1:6379/notadb",
+	} {
+		_, err := rdb.Options(raw)
+		if err == nil {
+			t.Errorf("%s: no error", raw)
+			continue
+		}
+		for _, secret := range []string{"qx7", "zk9", "s3cret", "%zz"} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("the error for a malformed URL shows %q: %v", secret, err)
+			}
+		}
 	}
 }
