@@ -105,9 +105,6 @@ type Option func(*Queue)
 // WithClock replaces time.Now (tests move time without sleeping).
 func WithClock(now func() time.Time) Option { return func(q *Queue) { q.now = now } }
 
-// WithDedupeWindow sets how long a delivery id is remembered.
-func WithDedupeWindow(d time.Duration) Option { return func(q *Queue) { q.dedupeWindow = d } }
-
 // WithDeadRetention bounds the dead list: entries buried longer than
 // maxAge ago are pruned, and beyond maxLen entries the oldest are. Zero or
 // negative values keep the defaults (DefaultDeadMaxAge, DefaultDeadMaxLen).

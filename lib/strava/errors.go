@@ -134,17 +134,6 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// CheckResponse returns nil for a 2xx answer and an *Error otherwise,
-// reading (at most 4 MiB of) and closing the body of a failed answer.
-func CheckResponse(resp *http.Response) error {
-	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		return nil
-	}
-	body, _ := readBody(resp.Body)
-	resp.Body.Close()
-	return newError(resp, body)
-}
-
 // IsNotFound reports whether err is Strava's 404: the object is gone, or
 // private to an athlete whose token lacks the scope to see it.
 func IsNotFound(err error) bool { return hasStatus(err, http.StatusNotFound) }
