@@ -70,7 +70,7 @@ func New(cfg Config, redis rueidis.Client, logger *slog.Logger, opts ...Option) 
 		cfg:    cfg,
 		logger: logger,
 		Queue: queue.New(redis, cfg.RedisPrefix+"queue:", queue.WithEnqueueTimeout(webhook.EnqueueTimeout),
-			queue.WithDeadRetention(cfg.DeadMaxAge, cfg.DeadMaxLen)),
+			queue.WithDeadRetention(cfg.DeadMaxAge, cfg.DeadMaxLen), queue.WithHeldMax(cfg.HeldMax)),
 		Store: st,
 		Strava: strava.NewClient(strava.Options{
 			BaseURL:      cfg.StravaBaseURL,

@@ -41,6 +41,7 @@ type Config struct {
 	CallbackSecret string
 	DeadMaxAge     time.Duration // STRAVAHOOK_DEAD_MAX_AGE, 0 = queue.DefaultDeadMaxAge
 	DeadMaxLen     int           // STRAVAHOOK_DEAD_MAX, 0 = queue.DefaultDeadMaxLen
+	HeldMax        int           // STRAVAHOOK_HELD_MAX: events held per athlete who must reconnect, 0 = queue.DefaultHeldMax
 	// Trimmed names the variables whose values had whitespace around them
 	// (a dashboard paste's newline), now removed; LogTrimmed says so.
 	Trimmed []string
@@ -144,6 +145,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("STRAVAHOOK_DEAD_MAX must be a positive integer, got %q", v)
 		}
 		c.DeadMaxLen = n
+	}
+	if v := strings.TrimSpace(getenv("STRAVAHOOK_HELD_MAX")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return Config{}, fmt.Errorf("STRAVAHOOK_HELD_MAX must be a positive integer, got %q", v)
+		}
+		c.HeldMax = n
 	}
 	c.Trimmed = trimmed
 	return c, nil

@@ -485,12 +485,16 @@ func (d *drain) settle(ctx context.Context, token string, groups []*group) error
 	}
 	for owner, ids := range held {
 		key, field := d.p.store.ReconnectGuard(owner)
-		n, err := d.p.queue.Hold(actx, token, HoldGroup(owner), queue.Guard{Key: key, Field: field}, ids...)
+		res, err := d.p.queue.Hold(actx, token, HoldGroup(owner), queue.Guard{Key: key, Field: field}, ids...)
 		if err != nil {
 			// Still leased: they reappear when the lease ends.
 			errs = append(errs, fmt.Errorf("drain: %w", err))
 		}
-		d.count(func(s *Summary) { s.Held += n })
+		if res.Buried > 0 {
+			d.p.logger.Warn("events held beyond the cap while the athlete must reconnect were moved to the dead list",
+				"athlete", owner, "buried", res.Buried)
+		}
+		d.count(func(s *Summary) { s.Held += res.Held; s.Dead += res.Buried })
 	}
 	if len(done) > 0 {
 		n, err := d.p.queue.Ack(actx, token, done...)

@@ -17,61 +17,99 @@ type Guard struct {
 	Key, Field string
 }
 
-// holdScript parks leased events of one group without counting an attempt.
+// heldOverflowError is the dead entry's error of an event buried by Hold
+// because its group already held its cap.
+const heldOverflowError = "held beyond the cap while the athlete must reconnect (STRAVAHOOK_HELD_MAX); " +
+	"redrive after they reconnect to fetch it"
+
+// holdScript parks leased events of one group without counting an attempt,
+// up to the group's cap; the rest go to the dead list.
 //
-//	KEYS[1] pending   KEYS[2] claims   KEYS[3] held:{group}   KEYS[4] the guard's hash
-//	KEYS[5] held_groups
+//	KEYS[1] pending   KEYS[2] claims   KEYS[3] attempts   KEYS[4] errors
+//	KEYS[5] payloads  KEYS[6] queued   KEYS[7] held:{group}
+//	KEYS[8] the guard's hash   KEYS[9] held_groups
 //	ARGV[1] claim token   ARGV[2] the guard's field   ARGV[3] held score (heldBase + now)
-//	ARGV[4] now (ms)   ARGV[5] group   ARGV[6..] ids
+//	ARGV[4] now (ms)   ARGV[5] group   ARGV[6] the group's cap
+//	ARGV[7] dead score (deadBase + now)   ARGV[8] the overflow's error
+//	ARGV[9] dead band start (deadBase)   ARGV[10] prune dead before (deadBase + now - max age)
+//	ARGV[11] dead list cap   ARGV[12..] ids
 //
-// Returns {held, released}: events whose lease passed to another claim are
-// neither. Without the guard's field the events are made ready instead: the
-// reason to hold them is gone. The group is listed in held_groups, so that
-// a release missed (a crash between the athlete's save and Unhold) can be
-// found (HeldGroups).
+// Returns {held, released, buried}: events whose lease passed to another
+// claim are none of these. Without the guard's field the events are made
+// ready instead: the reason to hold them is gone. The group is listed in
+// held_groups, so that a release missed (a crash between the athlete's
+// save and Unhold) can be found (HeldGroups).
+//
+// The cap keeps the events held first and buries the newest: athlete ids
+// are public, so a flood of forged events for an athlete who must
+// reconnect arrives after (and among) their real ones; burying the oldest
+// would let the flood push the real events out. Buried, they are still
+// recognized as redeliveries, can be redriven, and the dead list's bounds
+// (pruneDeadLua, run here too) keep them from growing Redis.
 var holdScript = rueidis.NewLuaScript(`
-local guarded = redis.call('HEXISTS', KEYS[4], ARGV[2]) == 1
-local held, released = 0, 0
+local guarded = redis.call('HEXISTS', KEYS[8], ARGV[2]) == 1
+local room = 0
+local held, released, buried = 0, 0, 0
 if guarded then
-  redis.call('SADD', KEYS[5], ARGV[5])
+  redis.call('SADD', KEYS[9], ARGV[5])
+  room = tonumber(ARGV[6]) - redis.call('SCARD', KEYS[7])
 end
-for i = 6, #ARGV do
+for i = 12, #ARGV do
   local id = ARGV[i]
   if redis.call('HGET', KEYS[2], id) == ARGV[1] then
     redis.call('HDEL', KEYS[2], id)
-    if guarded then
-      redis.call('ZADD', KEYS[1], ARGV[3], id)
-      redis.call('SADD', KEYS[3], id)
-      held = held + 1
-    else
+    if not guarded then
       redis.call('ZADD', KEYS[1], ARGV[4], id)
       released = released + 1
+    elseif held < room then
+      redis.call('ZADD', KEYS[1], ARGV[3], id)
+      redis.call('SADD', KEYS[7], id)
+      held = held + 1
+    else
+      redis.call('ZADD', KEYS[1], ARGV[7], id)
+      redis.call('HSET', KEYS[4], id, ARGV[8])
+      redis.call('HDEL', KEYS[6], id)
+      buried = buried + 1
     end
   end
 end
-return {held, released}
+if buried > 0 then
+  local dead_from, prune_before, cap = ARGV[9], ARGV[10], tonumber(ARGV[11])
+` + pruneDeadLua + `
+end
+return {held, released, buried}
 `)
+
+// HoldResult says what Hold did with the events it was given.
+type HoldResult struct {
+	Held   int // parked until Unhold
+	Buried int // moved to the dead list: the group held its cap already
+}
 
 // Hold parks events of one claim in group until Unhold(group), while
 // guard's field exists (else they are made ready at once). No attempt is
 // counted; the ids keep their place in pending, so redeliveries are still
-// recognized, and Stats counts them as Held. It returns how many were held.
-func (q *Queue) Hold(ctx context.Context, token, group string, guard Guard, ids ...string) (int, error) {
+// recognized, and Stats counts them as Held. A group holds at most its cap
+// (WithHeldMax): the events beyond it are buried with an error saying so.
+func (q *Queue) Hold(ctx context.Context, token, group string, guard Guard, ids ...string) (HoldResult, error) {
 	if len(ids) == 0 {
-		return 0, nil
+		return HoldResult{}, nil
 	}
 	now := q.now()
 	vals, err := holdScript.Exec(ctx, q.client,
-		[]string{q.keys.pending, q.keys.claims, q.heldKey(group), guard.Key, q.keys.heldGroups},
-		append([]string{token, guard.Field, banded(heldBase, now), ms(now), group}, ids...),
+		[]string{q.keys.pending, q.keys.claims, q.keys.attempts, q.keys.errors, q.keys.payloads, q.keys.queued,
+			q.heldKey(group), guard.Key, q.keys.heldGroups},
+		append([]string{token, guard.Field, banded(heldBase, now), ms(now), group, strconv.Itoa(q.heldMax),
+			banded(deadBase, now), heldOverflowError,
+			strconv.FormatInt(deadBase, 10), banded(deadBase, now.Add(-q.deadMaxAge)), strconv.Itoa(q.deadMaxLen)}, ids...),
 	).AsIntSlice()
 	if err != nil {
-		return 0, fmt.Errorf("hold %d events for %s: %w", len(ids), group, err)
+		return HoldResult{}, fmt.Errorf("hold %d events for %s: %w", len(ids), group, err)
 	}
-	if len(vals) != 2 {
-		return 0, fmt.Errorf("hold %d events for %s: unexpected reply %v", len(ids), group, vals)
+	if len(vals) != 3 {
+		return HoldResult{}, fmt.Errorf("hold %d events for %s: unexpected reply %v", len(ids), group, vals)
 	}
-	return int(vals[0]), nil
+	return HoldResult{Held: int(vals[0]), Buried: int(vals[2])}, nil
 }
 
 // unholdScript makes every event held for a group ready.

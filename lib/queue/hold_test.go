@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,8 +23,8 @@ func TestHoldParksEventsUntilUnhold(t *testing.T) {
 	}
 	mustEnqueue(t, q, "a", "b", "other")
 	got, _ := q.Claim(ctx, 10, time.Minute)
-	if n, err := q.Hold(ctx, got[0].Token, "athlete:7", guard, "a", "b"); n != 2 || err != nil {
-		t.Fatalf("Hold = %d, %v; want 2", n, err)
+	if res, err := q.Hold(ctx, got[0].Token, "athlete:7", guard, "a", "b"); res != (queue.HoldResult{Held: 2}) || err != nil {
+		t.Fatalf("Hold = %+v, %v; want 2 held", res, err)
 	}
 	if n, _ := q.Ack(ctx, got[0].Token, "other"); n != 1 {
 		t.Fatal("ack other")
@@ -64,8 +65,8 @@ func TestHoldWithoutTheGuardMakesReady(t *testing.T) {
 	mustEnqueue(t, q, "a")
 	got, _ := q.Claim(ctx, 10, time.Minute)
 	guard := queue.Guard{Key: r.Prefix + "athlete:7", Field: "reconnect_reason"}
-	if n, err := q.Hold(ctx, got[0].Token, "athlete:7", guard, "a"); n != 0 || err != nil {
-		t.Fatalf("Hold = %d, %v; want 0", n, err)
+	if res, err := q.Hold(ctx, got[0].Token, "athlete:7", guard, "a"); res != (queue.HoldResult{}) || err != nil {
+		t.Fatalf("Hold = %+v, %v; want nothing held", res, err)
 	}
 	if s := mustStats(t, q); s.Ready != 1 || s.Held != 0 {
 		t.Fatalf("stats = %+v; want 1 ready", s)
@@ -169,5 +170,57 @@ func TestStatsCountLiveLeasesAndFirstQueuedTime(t *testing.T) {
 	mustEnqueue(t, q, "c")
 	if s := mustStats(t, q); s.OldestReady != 5*time.Minute {
 		t.Fatalf("a newer event changed the oldest: %+v", s)
+	}
+}
+
+// A group holds at most its cap (WithHeldMax): events beyond it go to the
+// bounded dead list with an error that says why, across several holds,
+// and the newest are the ones buried (those held first stay held).
+func TestHoldBeyondTheCapBuriesTheNewest(t *testing.T) {
+	r := rdbtest.New(t)
+	c := &clock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	q := queue.New(r.Client, r.Prefix, queue.WithClock(c.Now), queue.WithHeldMax(3))
+	ctx := context.Background()
+	guard := queue.Guard{Key: r.Prefix + "athlete:7", Field: "reconnect_reason"}
+	if err := r.Client.Do(ctx, r.Client.B().Hset().Key(guard.Key).FieldValue().FieldValue(guard.Field, "refused").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	hold := func(ids ...string) queue.HoldResult {
+		t.Helper()
+		mustEnqueue(t, q, ids...)
+		got, err := q.Claim(ctx, 10, time.Minute)
+		if err != nil || len(got) != len(ids) {
+			t.Fatalf("claim %v: %v, %v", ids, got, err)
+		}
+		res, err := q.Hold(ctx, got[0].Token, "athlete:7", guard, ids...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Advance(time.Second)
+		return res
+	}
+	if res := hold("e0", "e1"); res != (queue.HoldResult{Held: 2}) {
+		t.Fatalf("first Hold = %+v; want 2 held", res)
+	}
+	if res := hold("e2", "e3", "e4"); res != (queue.HoldResult{Held: 1, Buried: 2}) {
+		t.Fatalf("second Hold = %+v; want 1 held, 2 buried", res)
+	}
+	if s := mustStats(t, q); s.Held != 3 || s.Dead != 2 || s.Ready != 0 || s.Delayed != 0 {
+		t.Fatalf("stats = %+v; want 3 held, 2 dead", s)
+	}
+	dead, err := q.Dead(ctx, 10)
+	if err != nil || len(dead) != 2 || dead[0].ID != "e4" || dead[1].ID != "e3" {
+		t.Fatalf("Dead = %+v, %v; want e4, e3", dead, err)
+	}
+	for _, d := range dead {
+		if !strings.Contains(d.Error, "held beyond the cap") || !strings.Contains(d.Error, "reconnect") {
+			t.Errorf("dead %s error = %q; want it to say it was held beyond the cap while the athlete must reconnect", d.ID, d.Error)
+		}
+	}
+	if added, err := q.Enqueue(ctx, "e4", []byte("x")); added || err != nil {
+		t.Fatalf("redelivery of a buried overflow = %v, %v; want a duplicate", added, err)
+	}
+	if n, err := q.Unhold(ctx, "athlete:7"); n != 3 || err != nil {
+		t.Fatalf("Unhold = %d, %v; want the 3 held", n, err)
 	}
 }

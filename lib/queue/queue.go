@@ -13,6 +13,7 @@
 //     when Strava's rate limit stops a drain); Redrive revives the dead.
 //   - Hold parks leased events in a named group (an athlete who must
 //     reconnect) without counting an attempt, until Unhold makes them ready;
+//     beyond the group's cap (WithHeldMax) they go to the dead list instead;
 //     Drop forgets events that need no work and no dedupe record (events of
 //     athletes who are not connected).
 //   - The dead list is bounded: entries older than the retention and those
@@ -80,6 +81,13 @@ const (
 	DefaultDeadMaxLen = 10_000
 )
 
+// DefaultHeldMax is how many events one group (an athlete who must
+// reconnect) may hold by default (WithHeldMax). Athlete ids are public, so
+// without a callback secret anyone can post events for such an athlete:
+// held forever, each would grow Redis and cost a Strava call on reconnect.
+// A real athlete makes a few events a day; a thousand is weeks of them.
+const DefaultHeldMax = 1_000
+
 // DefaultDedupeWindow is how long a delivery id is remembered. Strava
 // retries within minutes; a day leaves room for slow redeliveries.
 const DefaultDedupeWindow = 24 * time.Hour
@@ -92,6 +100,7 @@ type Queue struct {
 	enqueueTimeout time.Duration
 	deadMaxAge     time.Duration
 	deadMaxLen     int
+	heldMax        int
 	now            func() time.Time
 }
 
@@ -119,6 +128,16 @@ func WithDeadRetention(maxAge time.Duration, maxLen int) Option {
 	}
 }
 
+// WithHeldMax caps how many events one group may hold (see Hold); zero or
+// negative keeps DefaultHeldMax.
+func WithHeldMax(n int) Option {
+	return func(q *Queue) {
+		if n > 0 {
+			q.heldMax = n
+		}
+	}
+}
+
 // WithEnqueueTimeout bounds how long Enqueue waits for Redis.
 func WithEnqueueTimeout(d time.Duration) Option { return func(q *Queue) { q.enqueueTimeout = d } }
 
@@ -141,6 +160,7 @@ func New(client rueidis.Client, prefix string, opts ...Option) *Queue {
 		enqueueTimeout: DefaultEnqueueTimeout,
 		deadMaxAge:     DefaultDeadMaxAge,
 		deadMaxLen:     DefaultDeadMaxLen,
+		heldMax:        DefaultHeldMax,
 		now:            time.Now,
 	}
 	for _, o := range opts {

@@ -590,8 +590,8 @@ func TestHoldScript(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if n, err := q.Hold(ctx, tc.token, "athlete:7", g, tc.ids...); err != nil || n != tc.want {
-				t.Fatalf("Hold = %d, %v; want %d", n, err, tc.want)
+			if res, err := q.Hold(ctx, tc.token, "athlete:7", g, tc.ids...); err != nil || res != (HoldResult{Held: tc.want}) {
+				t.Fatalf("Hold = %+v, %v; want %d held", res, err, tc.want)
 			}
 			wantState(t, q, tc.after)
 		})
