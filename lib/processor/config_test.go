@@ -59,6 +59,10 @@ func (bareStrava) RefreshToken(context.Context, string) (*strava.Token, error) {
 	return nil, errors.New("not expected")
 }
 
+func (bareStrava) GetAuthenticatedAthlete(context.Context, string) (*strava.Athlete, *strava.Response, error) {
+	return nil, nil, errors.New("not expected")
+}
+
 // An answer without ids is kept under the event's activity and owner.
 func TestActivityAnsweredWithoutIDsIsKeptUnderTheEventsIDs(t *testing.T) {
 	e := newEnv(t)

@@ -34,6 +34,7 @@ import (
 type Strava interface {
 	GetActivity(ctx context.Context, accessToken string, id int64) (*strava.DetailedActivity, *strava.Response, error)
 	RefreshToken(ctx context.Context, refreshToken string) (*strava.Token, error)
+	GetAuthenticatedAthlete(ctx context.Context, accessToken string) (*strava.Athlete, *strava.Response, error)
 }
 
 // Defaults for Config.

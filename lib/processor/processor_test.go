@@ -876,3 +876,70 @@ func TestLeaseOutlastsTheBudget(t *testing.T) {
 		t.Errorf("a longer configured lease was changed to %s", cfg.Lease)
 	}
 }
+
+// A deauthorization event for an athlete who must reconnect cannot be
+// confirmed by a refresh: their refresh token is refused whether they
+// revoked access or a drain died after Strava rotated it (and anyone can
+// post the event). Their stored access token answers instead while it has
+// not expired; once it has, nothing can confirm and the event is applied.
+func TestDeauthorizationOfAnAthleteWhoMustReconnect(t *testing.T) {
+	setup := func(t *testing.T, expiresIn time.Duration) *env {
+		e := newEnv(t)
+		access, _ := e.strava.athlete(jane)
+		// The refresh token stored was rotated away by a drain that died.
+		e.save(stored(jane, access, "refresh-rotated-away", e.clock.Now().Add(expiresIn)))
+		key, field := e.store.ReconnectGuard(jane)
+		if err := e.redis.Client.Do(context.Background(), e.redis.Client.B().Hset().Key(key).FieldValue().
+			FieldValue(field, "Strava refused the refresh token").Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+		e.keepBefore(10, jane)
+		e.enqueue(deauthorization(jane, 10))
+		return e
+	}
+	t.Run("forged: the access token still works", func(t *testing.T) {
+		e := setup(t, time.Hour)
+		sum := e.drain(e.processor(Config{}))
+		if !e.athleteStored(jane) {
+			t.Error("Jane was removed though Strava still accepts her access token")
+		}
+		if _, ok := e.kept(10); !ok {
+			t.Error("Jane's kept activity was deleted though Strava still accepts her access token")
+		}
+		if n, r := e.strava.athleteCalls(), e.strava.refreshCalls(); n != 1 || r != 0 {
+			t.Errorf("%d athlete calls and %d refreshes, want 1 and 0", n, r)
+		}
+		if sum.Deauthorized != 0 || sum.Skipped != 1 {
+			t.Errorf("summary %+v, want the event skipped", sum)
+		}
+		e.wantQueueEmpty()
+	})
+	for _, tc := range []struct {
+		name          string
+		expiresIn     time.Duration
+		revoked       bool
+		wantAthleteGs int // GET /api/v3/athlete calls
+	}{
+		{name: "real: the access token is refused", expiresIn: time.Hour, revoked: true, wantAthleteGs: 1},
+		{name: "access token expired: applied without a call", expiresIn: -time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t, tc.expiresIn)
+			if tc.revoked {
+				e.strava.Revoke(jane)
+			}
+			sum := e.drain(e.processor(Config{}))
+			if e.athleteStored(jane) {
+				t.Error("Jane's tokens are still stored")
+			}
+			e.wantNotKept(10)
+			if n, r := e.strava.athleteCalls(), e.strava.refreshCalls(); n != tc.wantAthleteGs || r != 0 {
+				t.Errorf("%d athlete calls and %d refreshes, want %d and 0", n, r, tc.wantAthleteGs)
+			}
+			if sum.Deauthorized != 1 {
+				t.Errorf("summary %+v, want 1 deauthorized", sum)
+			}
+			e.wantQueueEmpty()
+		})
+	}
+}

@@ -174,3 +174,6 @@ func activityFor(id, owner int64) strava.DetailedActivity {
 		GearID: "b12345678987654321", AverageSpeed: 6.679, MaxSpeed: 18.5, Calories: 870.2,
 	}
 }
+
+// athleteCalls counts GET /api/v3/athlete.
+func (s *standIn) athleteCalls() int { return s.Calls(stravatest.RouteAthlete) }

@@ -82,16 +82,32 @@ func (d *drain) fetch(ctx context.Context, g *group) {
 	}
 }
 
-// getActivity makes one call, unless the rate limit stopped the drain, and
-// stops the drain when the answer says the limit is reached: after a 429,
-// or after any answer whose usage is at a limit (that answer's own work
-// still counts).
+// getActivity fetches one activity (see call).
 func (d *drain) getActivity(ctx context.Context, token string, id int64) (*strava.DetailedActivity, error) {
+	var activity *strava.DetailedActivity
+	err := d.call(ctx, func(cctx context.Context) (resp *strava.Response, err error) {
+		activity, resp, err = d.p.api.GetActivity(cctx, token, id)
+		return resp, err
+	})
+	if err == nil {
+		if activity == nil {
+			return nil, fmt.Errorf("strava: get activity %d: empty answer", id)
+		}
+		d.count(func(s *Summary) { s.Fetched++ })
+	}
+	return activity, err
+}
+
+// call makes one Strava API call, unless the rate limit stopped the drain,
+// and stops the drain when the answer says the limit is reached: after a
+// 429, or after any answer whose usage is at a limit (that answer's own
+// work still counts).
+func (d *drain) call(ctx context.Context, do func(context.Context) (*strava.Response, error)) error {
 	if d.limited.Load() || !d.quota.acquire() {
-		return nil, errStopped
+		return errStopped
 	}
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
-	activity, resp, err := d.p.api.GetActivity(cctx, token, id)
+	resp, err := do(cctx)
 	cancel()
 	var rl strava.RateLimit
 	if resp != nil {
@@ -110,13 +126,7 @@ func (d *drain) getActivity(ctx context.Context, token string, id int64) (*strav
 		d.rateLimited(ctx, rl, 0)
 	}
 	d.quota.release(rl)
-	if err == nil {
-		if activity == nil {
-			return nil, fmt.Errorf("strava: get activity %d: empty answer", id)
-		}
-		d.count(func(s *Summary) { s.Fetched++ })
-	}
-	return activity, err
+	return err
 }
 
 func (d *drain) keep(ctx context.Context, g *group, a *strava.DetailedActivity) {
@@ -196,6 +206,10 @@ func (d *drain) deauthorize(ctx context.Context, g *group) {
 		d.fail(ctx, g, err.Error(), false)
 		return
 	}
+	if a.NeedsReconnect() {
+		d.deauthorizeReconnectNeeded(ctx, g, e, a)
+		return
+	}
 
 	tctx, cancel := context.WithTimeout(ctx, tokenTimeout)
 	token, err := d.p.store.ConfirmAuthorization(tctx, id, a.AccessToken, d.refresh)
@@ -213,18 +227,61 @@ func (d *drain) deauthorize(ctx context.Context, g *group) {
 	case errors.Is(err, store.ErrNotFound):
 		g.outcome, g.skipAll = outcomeDone, true // removed meanwhile
 	case strava.IsRefreshRefused(err), errors.Is(err, store.ErrReconnectNeeded):
-		if err := d.removeLocked(ctx, e, id, "deauthorization event confirmed by Strava"); err != nil {
-			if ctx.Err() != nil {
-				g.outcome = outcomeAbandoned
-			} else {
-				d.fail(ctx, g, err.Error(), false)
-			}
-			return
-		}
-		g.outcome = outcomeDone
+		d.applyDeauthorization(ctx, g, e, id, "deauthorization event confirmed by Strava")
 	default:
 		d.fail(ctx, g, fmt.Sprintf("confirm deauthorization of athlete %d: %v", id, err), false)
 	}
+}
+
+// deauthorizeReconnectNeeded settles a deauthorization event for an
+// athlete whose refresh token Strava already refused, with e.mu held. A
+// refresh proves nothing for them: it is refused whether they revoked
+// access or a drain died after Strava rotated the token, and anyone can
+// post the event. Their stored access token is asked instead
+// (GET /api/v3/athlete) while it has not expired: a 401 confirms, a 200
+// says they did not deauthorize us.
+func (d *drain) deauthorizeReconnectNeeded(ctx context.Context, g *group, e *athleteEntry, a store.Athlete) {
+	id := a.ID
+	if a.AccessToken == "" || !a.ExpiresAt.After(d.p.cfg.Now()) {
+		// Nothing can confirm the event any more. Strava's API agreement
+		// requires deleting the data of an athlete who deauthorized the
+		// application, so the event is applied: a forgery succeeds only
+		// against an athlete who must reconnect anyway.
+		d.applyDeauthorization(ctx, g, e, id,
+			"deauthorization event for an athlete who must reconnect; their access token expired, so Strava cannot confirm it")
+		return
+	}
+	err := d.call(ctx, func(cctx context.Context) (*strava.Response, error) {
+		_, resp, err := d.p.api.GetAuthenticatedAthlete(cctx, a.AccessToken)
+		return resp, err
+	})
+	switch {
+	case err == nil:
+		d.p.logger.Warn("deauthorization event not confirmed: Strava still accepts the athlete's access token; nothing deleted",
+			"athlete", id, "event_time", g.decider.EventTime)
+		g.outcome, g.skipAll = outcomeDone, true
+	case strava.IsUnauthorized(err):
+		d.applyDeauthorization(ctx, g, e, id, "deauthorization event confirmed by Strava (access token refused)")
+	case errors.Is(err, errStopped), strava.IsRateLimited(err):
+		g.outcome = outcomeRelease
+	case ctx.Err() != nil:
+		g.outcome = outcomeAbandoned
+	default:
+		d.fail(ctx, g, fmt.Sprintf("confirm deauthorization of athlete %d: %v", id, err), false)
+	}
+}
+
+// applyDeauthorization removes the athlete (removeLocked) and settles g.
+func (d *drain) applyDeauthorization(ctx context.Context, g *group, e *athleteEntry, id int64, why string) {
+	if err := d.removeLocked(ctx, e, id, why); err != nil {
+		if ctx.Err() != nil {
+			g.outcome = outcomeAbandoned
+		} else {
+			d.fail(ctx, g, err.Error(), false)
+		}
+		return
+	}
+	g.outcome = outcomeDone
 }
 
 // tokenFailed settles g after its owner's token could not be had.
