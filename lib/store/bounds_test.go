@@ -56,3 +56,15 @@ func TestActivitiesWithoutLimitListsAll(t *testing.T) {
 		t.Fatalf("Activities(limit 2) = %v, want the 2 newest", activityIDs(two))
 	}
 }
+
+// Activities of athlete 0 (or less) is a caller's mistake, not "every
+// athlete's" (that is ListActivities with AthleteID 0).
+func TestActivitiesOfNoAthleteIsAnError(t *testing.T) {
+	s, _ := newStore(t)
+	keep(t, s, activity(7, 1, time.Now()), time.Hour)
+	for _, id := range []int64{0, -1} {
+		if got, err := s.Activities(testCtx(t), id, 10); err == nil {
+			t.Errorf("Activities(%d) = %v, nil; want an error", id, activityIDs(got))
+		}
+	}
+}
