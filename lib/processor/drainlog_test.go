@@ -117,3 +117,41 @@ func TestReconnectNeededIsWarnedOncePerDrain(t *testing.T) {
 		t.Errorf("%d warnings that Jane must reconnect, want 1", warnings)
 	}
 }
+
+// A drain stopped mid-claim still stores the notifications of the work it
+// finished (with a short context of its own), so that work is acked and
+// not redone after the lease.
+func TestStoppedDrainStoresTheNotificationsOfFinishedWork(t *testing.T) {
+	e := newEnv(t)
+	e.connect(jane)
+	for i := range int64(12) {
+		e.strava.activity(8000+i, jane)
+		e.enqueue(event(strava.AspectCreate, jane, 8000+i, 10))
+	}
+	e.strava.gate = make(chan struct{})
+	e.strava.blockAfter = 4
+	e.strava.blocked = make(chan int64, 100)
+	t.Cleanup(func() { closeOnce(e.strava) })
+	rcv := newReceiver(t)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Summary, 1)
+	go func() {
+		sum, _ := e.processor(Config{Concurrency: 4, Notifier: e.notifier(rcv.srv.URL, testNotifySecret, nil)}).Drain(ctx)
+		done <- sum
+	}()
+	e.strava.waitBlocked(t, 4) // 4 kept, every worker stuck in a call
+	cancel()
+	var sum Summary
+	select {
+	case sum = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Drain did not return after its context was cancelled")
+	}
+	if sum.Kept != 4 || sum.Notifications == nil || sum.Notifications.Stored != 4 {
+		t.Fatalf("stopped drain: %+v (notifications %+v), want 4 kept and their 4 notifications stored", sum, sum.Notifications)
+	}
+	if s := e.stats(); s.Ready+s.Delayed != 8 {
+		t.Errorf("queue %+v after the stop, want only the 8 unfinished events (the 4 done ones acked)", s)
+	}
+}
