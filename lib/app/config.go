@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,7 @@ type Config struct {
 	PromptDrain         bool   // STRAVAHOOK_PROMPT_DRAIN: on unless "off"
 	VercelEnv           string // VERCEL_ENV: production, preview or development
 	VercelProductionURL string // VERCEL_PROJECT_PRODUCTION_URL: host of the production domain, no scheme
+	VercelURL           string // VERCEL_URL: host of this deployment's own URL, no scheme (set on every deployment)
 	BypassSecret        string // VERCEL_AUTOMATION_BYPASS_SECRET, sent as x-vercel-protection-bypass
 	// CallbackSecret is STRAVA_CALLBACK_SECRET: when set, Strava's calls
 	// are served only at /api/activity_update/<secret>.
@@ -91,6 +93,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		PromptDrain:         true,
 		VercelEnv:           strings.TrimSpace(getenv("VERCEL_ENV")),
 		VercelProductionURL: strings.TrimSpace(getenv("VERCEL_PROJECT_PRODUCTION_URL")),
+		VercelURL:           strings.TrimSpace(getenv("VERCEL_URL")),
 		BypassSecret:        secret("VERCEL_AUTOMATION_BYPASS_SECRET"),
 	}
 	for _, name := range []string{"REDIS_URL", "KV_URL"} {
@@ -175,18 +178,42 @@ func checkCallbackSecret(v string) error {
 	return nil
 }
 
-// PromptDrainBase is where the intake sends its prompt-drain request:
-// PUBLIC_URL, else the production domain Vercel names (not under `vercel
-// dev`, which serves on localhost), else "" (the event's request tells).
+// PromptDrainBase is where the intake sends its prompt-drain request,
+// which carries CRON_SECRET: PUBLIC_URL, else the production domain Vercel
+// names (not under `vercel dev`), else this deployment's own URL
+// (VERCEL_URL, set on every deployment; `vercel dev` sets it to its own
+// plain-http listening address), else "" (the request's own Host tells,
+// never its X-Forwarded-* headers: see baseurl.OwnHost).
 func (c Config) PromptDrainBase() string {
 	switch {
 	case c.PublicURL != "":
 		return c.PublicURL
 	case c.VercelProductionURL != "" && c.VercelEnv != "development":
-		host := strings.TrimPrefix(strings.TrimPrefix(c.VercelProductionURL, "https://"), "http://")
-		return "https://" + strings.TrimRight(host, "/")
+		return "https://" + bareHost(c.VercelProductionURL)
+	case c.VercelURL != "":
+		host := bareHost(c.VercelURL)
+		if isLoopback(host) {
+			return "http://" + host
+		}
+		return "https://" + host
 	}
 	return ""
+}
+
+// bareHost is a Vercel URL variable's host: they carry no scheme, but a
+// hand-set one might.
+func bareHost(v string) string {
+	return strings.TrimRight(strings.TrimPrefix(strings.TrimPrefix(v, "https://"), "http://"), "/")
+}
+
+// isLoopback says host[:port] names this machine (`vercel dev`).
+func isLoopback(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // NeedStravaApp says which of our application's credentials, needed by

@@ -147,7 +147,7 @@ func (a *App) ProcessEvents() http.Handler {
 			defer cancel()
 			base := a.promptBase
 			if base == "" {
-				base, _ = baseurl.FromRequest(r)
+				base, _ = baseurl.OwnHost(r) // never X-Forwarded-*: the hand-over carries CRON_SECRET
 			}
 			rep, err = a.promptDrain(ctx, base, promptdrain.UnderVercelDev(r, base))
 		} else {

@@ -199,6 +199,12 @@ func TestPromptDrainBase(t *testing.T) {
 		{map[string]string{"VERCEL_PROJECT_PRODUCTION_URL": "x.vercel.app", "VERCEL_ENV": "preview"}, "https://x.vercel.app"},
 		// vercel dev serves on localhost: the request tells.
 		{map[string]string{"VERCEL_PROJECT_PRODUCTION_URL": "x.vercel.app", "VERCEL_ENV": "development"}, ""},
+		// Without a production domain: the deployment's own URL.
+		{map[string]string{"VERCEL_URL": "x-git-branch-me.vercel.app", "VERCEL_ENV": "preview"}, "https://x-git-branch-me.vercel.app"},
+		{map[string]string{"VERCEL_PROJECT_PRODUCTION_URL": "x.vercel.app", "VERCEL_URL": "x-abc.vercel.app"}, "https://x.vercel.app"},
+		// vercel dev sets VERCEL_URL to its own plain-http address.
+		{map[string]string{"VERCEL_URL": "localhost:3000"}, "http://localhost:3000"},
+		{map[string]string{"VERCEL_URL": "127.0.0.1:3000"}, "http://127.0.0.1:3000"},
 		{map[string]string{}, ""},
 	} {
 		cfg, err := loadConfig(c.env)

@@ -1,6 +1,7 @@
 // Package baseurl owns one question: at which scheme://host did a request
-// reach this deployment? The OAuth redirect and the prompt-drain trigger
-// both need it when PUBLIC_URL is not set.
+// reach this deployment? The OAuth redirect (FromRequest, as the client
+// sees us) and the prompt-drain trigger (OwnHost, never chosen by a client
+// header) both need it when PUBLIC_URL is not set.
 package baseurl
 
 import (
@@ -11,6 +12,23 @@ import (
 
 // ErrBadHost says the request does not name a usable host.
 var ErrBadHost = errors.New("cannot tell this deployment's address from the request's Host / X-Forwarded-Host; set PUBLIC_URL")
+
+// OwnHost is "scheme://host" from the request's Host and r.TLS alone, for
+// a request that carries a secret: X-Forwarded-Host and -Proto are headers
+// any client may send, and must never choose where a secret goes (or that
+// it goes in the clear). On Vercel the Host is what routed the request to
+// this deployment (and VERCEL_URL is used before it); the fallback serves
+// `vercel dev` and servers like it.
+func OwnHost(r *http.Request) (string, error) {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if !validHost(r.Host) {
+		return "", ErrBadHost
+	}
+	return scheme + "://" + r.Host, nil
+}
 
 // FromRequest is "scheme://host" as the client sees us: Vercel's proxy
 // sets X-Forwarded-Proto and X-Forwarded-Host; without them (stravahook

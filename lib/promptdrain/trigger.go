@@ -84,8 +84,9 @@ type TriggerConfig struct {
 	// Off is STRAVAHOOK_PROMPT_DRAIN=off.
 	Off bool
 	// BaseURL is where our /api/process_events lives: PUBLIC_URL, else
-	// https:// + VERCEL_PROJECT_PRODUCTION_URL; empty: the queued event's
-	// request tells (X-Forwarded-Proto/-Host, else r.TLS and r.Host).
+	// https:// + VERCEL_PROJECT_PRODUCTION_URL, else https:// + VERCEL_URL;
+	// empty: the queued event's request's own Host tells (baseurl.OwnHost:
+	// never X-Forwarded-*, a client must not choose where the secret goes).
 	BaseURL string
 	// BypassSecret is VERCEL_AUTOMATION_BYPASS_SECRET, sent as BypassHeader
 	// when set.
@@ -147,7 +148,7 @@ func (t *Trigger) EventQueued(r *http.Request) {
 	base := t.cfg.BaseURL
 	if base == "" {
 		var err error
-		if base, err = baseurl.FromRequest(r); err != nil {
+		if base, err = baseurl.OwnHost(r); err != nil {
 			t.logger.Warn("prompt drain not started", "error", err.Error())
 			return
 		}

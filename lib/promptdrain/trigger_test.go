@@ -98,15 +98,23 @@ func TestTriggerSendsTheCronSecretToProcessEvents(t *testing.T) {
 	}
 }
 
-func TestTriggerWithoutBaseURLUsesTheRequestsForwardedOriginAndTheBypassSecret(t *testing.T) {
+// Without a configured base the request's own Host tells where to send
+// the cron secret: X-Forwarded-Host and -Proto are the client's to choose,
+// and a client header must never choose where a secret goes.
+func TestTriggerWithoutBaseURLUsesTheRequestsHostNotForwardedHeaders(t *testing.T) {
 	trig, rec, _, _ := newTrigger(promptdrain.TriggerConfig{Secret: "s", BypassSecret: "bypass-0123"})
-	r := event("internal:3000")
+	r := event("my-hook.example:3000")
 	r.Header.Set("X-Forwarded-Proto", "https")
-	r.Header.Set("X-Forwarded-Host", "my-hook.vercel.app")
+	r.Header.Set("X-Forwarded-Host", "evil.example")
 	trig.EventQueued(r)
 	reqs := rec.sent()
-	if len(reqs) != 1 || reqs[0].URL.String() != "https://my-hook.vercel.app/api/process_events?trigger=prompt" {
-		t.Fatalf("sent %v", reqs)
+	for _, req := range reqs {
+		if strings.Contains(req.URL.Host, "evil") {
+			t.Fatalf("the cron secret was sent to %s, the client's X-Forwarded-Host", req.URL)
+		}
+	}
+	if len(reqs) != 1 || reqs[0].URL.String() != "http://my-hook.example:3000/api/process_events?trigger=prompt" {
+		t.Fatalf("sent %v; want one request to the request's Host", reqs)
 	}
 	if reqs[0].Header.Get("x-vercel-protection-bypass") != "bypass-0123" {
 		t.Fatalf("bypass header %q", reqs[0].Header.Get("x-vercel-protection-bypass"))
