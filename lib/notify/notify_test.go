@@ -546,7 +546,10 @@ func TestLaneOrder(t *testing.T) {
 }
 
 // An endpoint that never answers within the timeout is retried, and
-// another endpoint is served meanwhile.
+// another endpoint is served meanwhile. The slow one never answers (it
+// blocks until the test ends), so the timeout alone fails it; the timeout
+// is long enough that the healthy endpoint meets it on a loaded CI
+// machine under -race, which 50 ms was not.
 func TestNoAnswerWithinTimeoutIsAFailure(t *testing.T) {
 	release := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -558,7 +561,7 @@ func TestNoAnswerWithinTimeoutIsAFailure(t *testing.T) {
 	t.Cleanup(func() { close(release); slow.Close() })
 	healthy := newEndpoint(t)
 	w := newWorld(t, slow.URL+","+healthy.srv.URL, testSecret)
-	w.n.cfg.Timeout = 50 * time.Millisecond
+	w.n.cfg.Timeout = 2 * time.Second
 	w.store(created(1))
 	s := w.deliver()
 	if s.Delivered != 1 || s.Retrying != 1 {
