@@ -40,6 +40,8 @@ type App struct {
 	// (empty: the event's request tells).
 	trigger    *promptdrain.Trigger
 	promptBase string
+	// intakeBudget bounds the Redis work of one intake POST.
+	intakeBudget time.Duration
 
 	once sync.Once
 	mux  *http.ServeMux
@@ -48,7 +50,10 @@ type App struct {
 // Option tunes an App.
 type Option func(*options)
 
-type options struct{ promptBase string }
+type options struct {
+	promptBase   string
+	intakeBudget time.Duration
+}
 
 // WithPromptDrainBase makes the intake send its prompt-drain requests to
 // base (e.g. serve's own listening address) instead of the configured
@@ -57,19 +62,30 @@ func WithPromptDrainBase(base string) Option {
 	return func(o *options) { o.promptBase = base }
 }
 
+// WithIntakeBudget replaces the intake's budget for the Redis work of one
+// POST (webhook.EnqueueTimeout, sized to Strava's 2 s wait): for tests
+// about something else (dedupe under hundreds of concurrent POSTs with
+// -race on a loaded machine) that must not see a 503 from the deadline.
+func WithIntakeBudget(d time.Duration) Option {
+	return func(o *options) { o.intakeBudget = d }
+}
+
 // New wires an App over an open Redis client. It logs which secrets had
 // whitespace trimmed (Config.Trimmed), by name only.
 func New(cfg Config, redis rueidis.Client, logger *slog.Logger, opts ...Option) *App {
-	var o options
+	o := options{intakeBudget: webhook.EnqueueTimeout}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.intakeBudget <= 0 {
+		o.intakeBudget = webhook.EnqueueTimeout
 	}
 	cfg.LogTrimmed(logger)
 	st := store.New(redis, cfg.RedisPrefix)
 	a := &App{
 		cfg:    cfg,
 		logger: logger,
-		Queue: queue.New(redis, cfg.RedisPrefix+"queue:", queue.WithEnqueueTimeout(webhook.EnqueueTimeout),
+		Queue: queue.New(redis, cfg.RedisPrefix+"queue:", queue.WithEnqueueTimeout(o.intakeBudget),
 			queue.WithDeadRetention(cfg.DeadMaxAge, cfg.DeadMaxLen), queue.WithHeldMax(cfg.HeldMax)),
 		Store: st,
 		Strava: strava.NewClient(strava.Options{
@@ -79,7 +95,8 @@ func New(cfg Config, redis rueidis.Client, logger *slog.Logger, opts ...Option) 
 		}),
 	}
 	a.Notifier = notify.New(redis, cfg.RedisPrefix+"notify:", notify.ConfigFromEnv(cfg.NotifyURL, cfg.NotifySecret), logger)
-	a.subscription = &subscriptionCache{fixed: cfg.SubscriptionID, load: st.SubscriptionID, ttl: 30 * time.Second}
+	a.intakeBudget = o.intakeBudget
+	a.subscription = &subscriptionCache{fixed: cfg.SubscriptionID, load: st.SubscriptionID, ttl: 30 * time.Second, budget: o.intakeBudget}
 	a.promptBase = cfg.PromptDrainBase()
 	if o.promptBase != "" {
 		a.promptBase = o.promptBase
@@ -101,7 +118,7 @@ func (a *App) Config() Config { return a.cfg }
 func (a *App) ActivityUpdate() http.Handler {
 	return webhook.NewHandler(
 		webhook.Config{VerifyToken: a.cfg.VerifyToken, QueueUpdates: a.cfg.QueueUpdates, Queued: a.trigger.EventQueued,
-			CallbackSecret: a.cfg.CallbackSecret},
+			CallbackSecret: a.cfg.CallbackSecret, Budget: a.intakeBudget},
 		a.Queue, a.subscription.Get, a.logger)
 }
 
@@ -133,6 +150,8 @@ type subscriptionCache struct {
 	fixed int64
 	load  func(context.Context) (int64, error)
 	ttl   time.Duration
+	// budget bounds a read (the intake's budget).
+	budget time.Duration
 
 	mu      sync.Mutex
 	value   int64
@@ -171,7 +190,11 @@ func (c *subscriptionCache) Get(ctx context.Context) (int64, error) {
 // refresh reads the id, bounded by the intake's budget, in a goroutine of
 // its own: the caller that started it may stop waiting before it ends.
 func (c *subscriptionCache) refresh(ctx context.Context, done chan struct{}) {
-	ctx, cancel := context.WithTimeout(ctx, webhook.EnqueueTimeout)
+	budget := c.budget
+	if budget <= 0 {
+		budget = webhook.EnqueueTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	v, err := c.load(ctx)
 	c.mu.Lock()

@@ -55,6 +55,9 @@ type Config struct {
 	// others answer 404 before anything else is looked at. When empty,
 	// only the bare path is served.
 	CallbackSecret string
+	// Budget bounds the Redis work of one POST (EnqueueTimeout when 0);
+	// tests of other matters under heavy load give it more.
+	Budget time.Duration
 }
 
 // CallbackSecretParam is the query parameter under which vercel.json's
@@ -68,6 +71,9 @@ const SecretPathValue = "secret"
 
 // NewHandler returns the handler for /api/activity_update.
 func NewHandler(cfg Config, queue Enqueuer, subscription SubscriptionLookup, logger *slog.Logger) http.Handler {
+	if cfg.Budget <= 0 {
+		cfg.Budget = EnqueueTimeout
+	}
 	h := &handler{cfg: cfg, queue: queue, subscription: subscription, logger: logger}
 	return http.HandlerFunc(h.serveHTTP)
 }
@@ -155,7 +161,7 @@ const (
 
 func (h *handler) receive(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(r.Context(), EnqueueTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Budget)
 	defer cancel()
 	ev, status, err := h.accept(ctx, w, r)
 	outcome := ""
