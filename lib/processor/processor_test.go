@@ -723,9 +723,12 @@ func TestSpentBudgetHandsUnstartedEventsBack(t *testing.T) {
 		e.strava.activity(50+i, jane)
 		e.enqueue(event(strava.AspectCreate, jane, 50+i, 10))
 	}
-	e.strava.delay = 200 * time.Millisecond // the first call outlasts the budget
+	// The first call outlasts the budget. The budget is long enough for
+	// that call to start on a loaded machine under -race (50 ms was not
+	// always: no call, nothing kept).
+	e.strava.delay = 2 * time.Second
 
-	sum := e.drain(e.processor(Config{Budget: 50 * time.Millisecond, Concurrency: 1}))
+	sum := e.drain(e.processor(Config{Budget: time.Second, Concurrency: 1}))
 
 	if sum.Kept != 1 || e.strava.totalGets() != 1 {
 		t.Errorf("summary %+v after %d GETs, want 1 kept", sum, e.strava.totalGets())

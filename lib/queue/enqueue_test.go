@@ -193,11 +193,12 @@ func TestEnqueueDeadlinePassingMidCallGivesAnError(t *testing.T) {
 			stall.waitHeld(t) // its command is on its way
 		}
 	}
-	// Redis stays stalled until both calls return or 1 s passes: five
-	// times their deadline, yet well short of when Enqueue or the client
-	// gives up on a stalled Redis (DefaultEnqueueTimeout, rueidis's
-	// ConnWriteTimeout: 5 s). A caller must not wait for those.
-	giveUp := time.After(time.Second)
+	// Redis stays stalled until both calls return or 3 s pass: fifteen
+	// times their deadline (room for a loaded machine under -race), yet
+	// short of when Enqueue or the client gives up on a stalled Redis
+	// (DefaultEnqueueTimeout, rueidis's ConnWriteTimeout: 5 s). A caller
+	// must not wait for those.
+	giveUp := time.After(3 * time.Second)
 	for range 2 {
 		select {
 		case c := <-done:
