@@ -118,6 +118,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// revalidated, as a new activity can arrive any minute.
 	header.Set("Cache-Control", "private, no-cache")
 	header.Set("Vary", "Accept, Authorization")
+	header.Set("X-Content-Type-Options", "nosniff")
 	if etagMatches(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
@@ -193,22 +194,56 @@ func parseSince(v string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("since must be an RFC 3339 time (2026-03-01T07:00:00Z) or unix seconds, got %q", v)
 }
 
-// acceptsGeoJSON reports whether an Accept header asks for GeoJSON (and
-// does not refuse it with q=0).
+// acceptsGeoJSON reports whether an Accept header prefers GeoJSON to
+// JSON, by q-value (RFC 9110 12.5.1): GeoJSON's q must be above 0 and at
+// least that of JSON (application/json, else application/*, else */*); on
+// a tie with application/json itself, the one listed first wins.
 func acceptsGeoJSON(accept []string) bool {
+	geoQ, geoAt := -1.0, -1
+	jsonQ, jsonAt, jsonSpecific := -1.0, -1, 0 // specific: 3 exact, 2 application/*, 1 */*
+	at := 0
 	for _, line := range accept {
 		for _, item := range strings.Split(line, ",") {
 			mediaType, params, err := mime.ParseMediaType(strings.TrimSpace(item))
-			if err != nil || mediaType != GeoJSONType {
+			if err != nil {
 				continue
 			}
-			if q, err := strconv.ParseFloat(params["q"], 64); err == nil && q == 0 {
+			at++
+			q := 1.0
+			if v, ok := params["q"]; ok {
+				if q, err = strconv.ParseFloat(v, 64); err != nil {
+					continue
+				}
+			}
+			specific := 0
+			switch mediaType {
+			case GeoJSONType:
+				if geoAt < 0 {
+					geoQ, geoAt = q, at
+				}
+				continue
+			case "application/json":
+				specific = 3
+			case "application/*":
+				specific = 2
+			case "*/*":
+				specific = 1
+			default:
 				continue
 			}
-			return true
+			if specific > jsonSpecific {
+				jsonQ, jsonAt, jsonSpecific = q, at, specific
+			}
 		}
 	}
-	return false
+	switch {
+	case geoQ <= 0:
+		return false
+	case geoQ != jsonQ:
+		return geoQ > jsonQ
+	default:
+		return jsonSpecific < 3 || geoAt < jsonAt
+	}
 }
 
 // etagMatches applies If-None-Match's weak comparison (RFC 9110 13.1.2).

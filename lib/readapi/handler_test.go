@@ -316,9 +316,15 @@ func TestGeoJSON(t *testing.T) {
 
 	byFormat := s.get(t, "format=geojson")
 	byAccept := s.get(t, "", "Accept", "text/html, application/geo+json;q=0.9")
+	byJSON := s.get(t, "")
 	for name, a := range map[string]answer{"format=geojson": byFormat, "Accept": byAccept} {
 		if a.status != http.StatusOK || a.header.Get("Content-Type") != "application/geo+json" {
 			t.Fatalf("%s: %d, Content-Type %q (%s); want 200 application/geo+json", name, a.status, a.header.Get("Content-Type"), a.body)
+		}
+	}
+	for name, a := range map[string]answer{"GeoJSON": byFormat, "JSON": byJSON} {
+		if got := a.header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s: X-Content-Type-Options %q; want nosniff", name, got)
 		}
 	}
 	if !bytes.Equal(byFormat.body, byAccept.body) {
@@ -327,8 +333,19 @@ func TestGeoJSON(t *testing.T) {
 	if a := s.get(t, "format=json", "Accept", "application/geo+json"); a.header.Get("Content-Type") != "application/json" {
 		t.Errorf("format=json with Accept geo+json: Content-Type %q; want the parameter to win", a.header.Get("Content-Type"))
 	}
-	if a := s.get(t, "", "Accept", "application/geo+json;q=0"); a.header.Get("Content-Type") != "application/json" {
-		t.Errorf("Accept geo+json;q=0: Content-Type %q; want JSON", a.header.Get("Content-Type"))
+	for accept, want := range map[string]string{
+		"application/geo+json;q=0":                           "application/json",
+		"application/geo+json;q=0.5, application/json":       "application/json",
+		"application/json;q=0.5, application/geo+json;q=0.8": "application/geo+json",
+		"application/geo+json;q=0.5, */*":                    "application/json",
+		"application/geo+json, */*;q=0.8":                    "application/geo+json",
+		"application/json, application/geo+json":             "application/json",
+		"application/geo+json, application/json":             "application/geo+json",
+		"*/*":                                                "application/json",
+	} {
+		if a := s.get(t, "", "Accept", accept); a.header.Get("Content-Type") != want {
+			t.Errorf("Accept %s: Content-Type %q; want %s", accept, a.header.Get("Content-Type"), want)
+		}
 	}
 
 	fc := validateFeatureCollection(t, byFormat.body)

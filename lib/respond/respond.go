@@ -30,6 +30,7 @@ func JSON(w http.ResponseWriter, status int, v any) {
 func Encoded(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
+	h["X-Content-Type-Options"] = noSniff
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
@@ -39,6 +40,10 @@ func Encoded(w http.ResponseWriter, status int, body []byte) {
 }
 
 var jsonContentType = []string{"application/json"}
+
+// noSniff keeps a browser from reading a JSON answer (which may echo what
+// a client sent) as anything but JSON.
+var noSniff = []string{"nosniff"}
 
 // Error answers {"error": msg}.
 func Error(w http.ResponseWriter, status int, msg string) {

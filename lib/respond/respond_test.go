@@ -13,7 +13,8 @@ func TestJSON(t *testing.T) {
 	rec := httptest.NewRecorder()
 	respond.JSON(rec, http.StatusTeapot, map[string]string{"a": "<b>"})
 	if rec.Code != http.StatusTeapot || rec.Body.String() != `{"a":"<b>"}`+"\n" ||
-		rec.Header().Get("Content-Length") != "12" || rec.Header().Get("Content-Type") != "application/json" {
+		rec.Header().Get("Content-Length") != "12" || rec.Header().Get("Content-Type") != "application/json" ||
+		rec.Header().Get("X-Content-Type-Options") != "nosniff" {
 		t.Errorf("JSON = %d %q %v", rec.Code, rec.Body.String(), rec.Header())
 	}
 	rec = httptest.NewRecorder()
