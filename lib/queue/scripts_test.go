@@ -676,3 +676,36 @@ func TestStatsScript(t *testing.T) {
 		t.Errorf("Stats of an empty queue = %+v, %v; want zero", s, err)
 	}
 }
+
+// Beyond the group's cap, Hold buries instead: the event leaves its claim,
+// takes a dead score with the overflow's error, loses its first-queued
+// time like any buried event, and keeps its payload and attempts for a
+// redrive; the held set does not grow.
+func TestHoldScriptBuriesBeyondTheCap(t *testing.T) {
+	q, _ := scriptQueue(t)
+	q.heldMax = 2
+	q.seed(t, rawState{
+		pending:  map[string]int64{"old": heldBase + 5, "a": nowMS + 1, "b": nowMS + 1},
+		payloads: map[string]string{"a": "pa", "b": "pb"},
+		claims:   map[string]string{"a": "tok", "b": "tok"},
+		attempts: map[string]string{"b": "2"},
+		queued:   map[string]string{"a": "7", "b": "8"},
+		held:     map[string][]string{"athlete:7": {"old"}},
+	})
+	g := Guard{Key: q.keys.prefix + "athlete:7", Field: "reconnect"}
+	ctx := context.Background()
+	if err := q.client.Do(ctx, q.client.B().Hset().Key(g.Key).FieldValue().FieldValue(g.Field, "refused").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := q.Hold(ctx, "tok", "athlete:7", g, "a", "b"); err != nil || res != (HoldResult{Held: 1, Buried: 1}) {
+		t.Fatalf("Hold = %+v, %v; want a held, b buried", res, err)
+	}
+	wantState(t, q, rawState{
+		pending:  map[string]int64{"old": heldBase + 5, "a": heldBase + nowMS, "b": deadBase + nowMS},
+		payloads: map[string]string{"a": "pa", "b": "pb"},
+		attempts: map[string]string{"b": "2"},
+		errors:   map[string]string{"b": heldOverflowError},
+		queued:   map[string]string{"a": "7"},
+		held:     map[string][]string{"athlete:7": {"a", "old"}},
+	})
+}
