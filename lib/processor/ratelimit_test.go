@@ -146,3 +146,23 @@ func TestBackoffIsJittered(t *testing.T) {
 		}
 	}
 }
+
+// With slow answers all of a drain's workers overlap: the calls in flight
+// must still stay within what the last answer said is left of the window.
+func TestCallsInFlightStayWithinWhatIsLeftWhenAnswersAreSlow(t *testing.T) {
+	e := newEnv(t)
+	e.connect(jane)
+	for i := range int64(10) {
+		e.strava.activity(900+i, jane)
+		e.enqueue(event(strava.AspectCreate, jane, 900+i, 10))
+	}
+	e.strava.setLimits(5, 30000)
+	e.strava.delay = 20 * time.Millisecond // every call overlaps the others
+	sum := e.drain(e.processor(Config{Concurrency: 8}))
+	if n, past := e.strava.totalGets(), e.strava.rejected(); n != 5 || past != 0 {
+		t.Errorf("%d GETs, %d past the limit; want 5, none past it", n, past)
+	}
+	if sum.Kept != 5 || !sum.RateLimited {
+		t.Errorf("summary %+v, want 5 kept and rate limited", sum)
+	}
+}
