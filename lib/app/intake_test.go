@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/stravahook/stravahook/lib/app"
+	"github.com/stravahook/stravahook/lib/logtest"
 	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/rdb"
 	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
@@ -32,24 +32,7 @@ type intake struct {
 	srv   *httptest.Server
 	app   *app.App
 	redis *rdbtest.Redis
-	logs  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs  *logtest.Buffer
 }
 
 func newIntake(t *testing.T, env map[string]string) *intake {
@@ -80,7 +63,7 @@ func newIntakeWrapped(t *testing.T, r *rdbtest.Redis, redisURL string, env map[s
 		t.Fatal(err)
 	}
 	t.Cleanup(client.Close)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	a := app.New(cfg, client, slog.New(slog.NewJSONHandler(logs, nil)), opts...)
 	var h http.Handler = a.Routes()
 	if wrap != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stravahook/stravahook/lib/connect"
+	"github.com/stravahook/stravahook/lib/logtest"
 	"github.com/stravahook/stravahook/lib/store"
 	"github.com/stravahook/stravahook/lib/strava"
 )
@@ -92,43 +92,12 @@ func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return 
 func (c *clock) Set(t time.Time)     { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
 func (c *clock) Add(d time.Duration) { c.Set(c.Now().Add(d)) }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines decodes the JSON log lines.
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for line := range strings.Lines(s.String()) {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 type harness struct {
 	pages *connect.Pages
 	oauth *fakeOAuth
 	saver *fakeSaver
 	clock *clock
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 }
 
 func janeToken() *strava.Token {
@@ -149,7 +118,7 @@ func newHarness(t *testing.T, configure func(*connect.Config)) *harness {
 		},
 		saver: &fakeSaver{},
 		clock: &clock{now: t0},
-		logs:  &syncBuffer{},
+		logs:  &logtest.Buffer{},
 	}
 	cfg := connect.Config{
 		PublicURL:   "https://x.vercel.app",
@@ -261,7 +230,7 @@ func (h *harness) assertNothingDone(t *testing.T) {
 
 func (h *harness) lastLog(t *testing.T) map[string]any {
 	t.Helper()
-	lines := h.logs.lines(t)
+	lines := h.logs.Lines(t)
 	if len(lines) == 0 {
 		t.Fatal("nothing logged")
 	}
@@ -557,7 +526,7 @@ func TestFullFlowInBrowser(t *testing.T) {
 		t.Errorf("%d saves after the replay; want still 1", n)
 	}
 
-	lines := h.logs.lines(t)
+	lines := h.logs.Lines(t)
 	if len(lines) != 3 {
 		t.Fatalf("%d log lines for 3 requests; want one each:\n%s", len(lines), h.logs)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stravahook/stravahook/lib/connect"
+	"github.com/stravahook/stravahook/lib/logtest"
 	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
 	"github.com/stravahook/stravahook/lib/store"
 	"github.com/stravahook/stravahook/lib/strava"
@@ -31,7 +32,7 @@ func TestConnectWithStravaAndRedis(t *testing.T) {
 	r := rdbtest.New(t)
 	st := store.New(r.Client, r.Prefix)
 	client := double.Client()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	pages := connect.New(connect.Config{
 		StateSecret: connect.DeriveStateSecret(clientSecret),
 		ClientIDSet: true,

@@ -1,45 +1,16 @@
 package processor
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/logtest"
 	"github.com/stravahook/stravahook/lib/strava"
 )
-
-// logLines collects a processor's log as decoded JSON lines.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logLines) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q", line)
-		}
-		out = append(out, m)
-	}
-	return out
-}
 
 // A healthy drain logs its summary at info and nothing above; a drain that
 // fails logs it at error, with the cause, and does not claim to know how
@@ -49,14 +20,14 @@ func TestDrainSummaryLogAndRemaining(t *testing.T) {
 	e.connect(jane)
 	e.strava.activity(1, jane)
 	e.enqueue(event(strava.AspectCreate, jane, 1, 10))
-	logs := &logLines{}
+	logs := &logtest.Buffer{}
 	p := New(Config{Now: e.clock.Now}, e.queue, e.store, e.client, slog.New(slog.NewJSONHandler(logs, nil)))
 
 	sum := e.drain(p)
 	if sum.Kept != 1 || sum.Remaining != 0 {
 		t.Fatalf("summary %+v, want 1 kept, 0 remaining", sum)
 	}
-	lines := logs.lines(t)
+	lines := logs.Lines(t)
 	last := lines[len(lines)-1]
 	if last["msg"] != "drain" || last["level"] != "INFO" || last["kept"] != float64(1) || last["error"] != nil {
 		t.Errorf("summary line %v, want an info line with kept=1", last)
@@ -74,7 +45,7 @@ func TestDrainSummaryLogAndRemaining(t *testing.T) {
 	if err == nil || sum.Remaining != -1 {
 		t.Fatalf("interrupted drain: %+v, %v; want an error and Remaining -1 (not counted)", sum, err)
 	}
-	lines = logs.lines(t)
+	lines = logs.Lines(t)
 	last = lines[len(lines)-1]
 	if last["msg"] != "drain" || last["level"] != "ERROR" || last["remaining"] != float64(-1) || !strings.Contains(fmt.Sprint(last["error"]), "interrupted") {
 		t.Errorf("summary line %v, want an error line with the cause", last)
@@ -102,13 +73,13 @@ func TestReconnectNeededIsWarnedOncePerDrain(t *testing.T) {
 		e.strava.activity(12+i, jane)
 		e.enqueue(event(strava.AspectCreate, jane, 12+i, 10))
 	}
-	logs := &logLines{}
+	logs := &logtest.Buffer{}
 	sum := e.drain(New(Config{Now: e.clock.Now, Concurrency: 4}, e.queue, e.store, e.client, slog.New(slog.NewJSONHandler(logs, nil))))
 	if sum.Held != 3 {
 		t.Fatalf("summary %+v, want Jane's 3 events held", sum)
 	}
 	warnings := 0
-	for _, l := range logs.lines(t) {
+	for _, l := range logs.Lines(t) {
 		if l["level"] == "WARN" && strings.Contains(fmt.Sprint(l["msg"]), "must reconnect") && l["athlete"] == float64(jane) {
 			warnings++
 		}

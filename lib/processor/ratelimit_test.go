@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/logtest"
 	"github.com/stravahook/stravahook/lib/strava"
 	"github.com/stravahook/stravahook/lib/strava/stravatest"
 )
@@ -22,7 +23,7 @@ func rateLimitedDrain(t *testing.T, n int, retryAfter string) (*env, *standIn, S
 }
 
 // rateLimitedDrainLogged is rateLimitedDrain with the drain's log kept.
-func rateLimitedDrainLogged(t *testing.T, n int, retryAfter string) (*env, *standIn, Summary, *logLines) {
+func rateLimitedDrainLogged(t *testing.T, n int, retryAfter string) (*env, *standIn, Summary, *logtest.Buffer) {
 	t.Helper()
 	e := newEnv(t)
 	e.connect(jane)
@@ -37,7 +38,7 @@ func rateLimitedDrainLogged(t *testing.T, n int, retryAfter string) (*env, *stan
 			next.ServeHTTP(w, r)
 		})
 	}
-	logs := &logLines{}
+	logs := &logtest.Buffer{}
 	p := New(Config{Now: e.clock.Now}, e.queue, e.store, e.client, slog.New(slog.NewJSONHandler(logs, nil)))
 	return e, e.strava, e.drain(p), logs
 }
@@ -60,7 +61,7 @@ func TestA429UnderTheLimitsStopsTheDrain(t *testing.T) {
 	}
 	// A warning says the drain stopped; nothing went wrong.
 	warned := false
-	for _, l := range logs.lines(t) {
+	for _, l := range logs.Lines(t) {
 		warned = warned || l["level"] == "WARN" && l["msg"] == "strava rate limit reached; drain stops"
 		if l["level"] == "ERROR" {
 			t.Errorf("logged %v", l)

@@ -1,7 +1,6 @@
 package promptdrain_test
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/logtest"
 	"github.com/stravahook/stravahook/lib/promptdrain"
 )
 
@@ -45,27 +45,10 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newTrigger(cfg promptdrain.TriggerConfig) (*promptdrain.Trigger, *recorder, *fakeClock, *syncBuffer) {
+func newTrigger(cfg promptdrain.TriggerConfig) (*promptdrain.Trigger, *recorder, *fakeClock, *logtest.Buffer) {
 	rec := &recorder{}
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)}
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	cfg.Client = &http.Client{Transport: rec}
 	cfg.Now = clock.Now
 	return promptdrain.NewTrigger(cfg, slog.New(slog.NewJSONHandler(logs, nil))), rec, clock, logs
@@ -200,7 +183,7 @@ func TestTriggerToAnUnreachableDeploymentIsLogged(t *testing.T) {
 	ln := httptest.NewServer(http.NotFoundHandler())
 	base := ln.URL
 	ln.Close() // nothing listens there any more
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	trig := promptdrain.NewTrigger(promptdrain.TriggerConfig{Secret: "s", BaseURL: base}, slog.New(slog.NewJSONHandler(logs, nil)))
 	trig.EventQueued(event("x"))
 	if !strings.Contains(logs.String(), "prompt drain not started") {

@@ -1,7 +1,6 @@
 package webhook_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,10 +13,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/logtest"
 	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/rdb"
 	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
@@ -36,52 +35,7 @@ const ourSubscription = 122449
 type intake struct {
 	srv   *httptest.Server
 	queue *queue.Queue
-	logs  *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines are the log's JSON lines, decoded.
-func (b *lockedBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("log line is not JSON: %s", l)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// waitLines waits for the log to hold n lines and returns them; the
-// intake logs an accepted event after answering it. It fails after a
-// few seconds rather than hang.
-func (b *lockedBuffer) waitLines(t *testing.T, n int) []map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		lines := b.lines(t)
-		if len(lines) >= n || time.Now().After(deadline) {
-			return lines
-		}
-		time.Sleep(time.Millisecond)
-	}
+	logs  *logtest.Buffer
 }
 
 type options struct {
@@ -107,7 +61,7 @@ func newIntake(t *testing.T, opt options) *intake {
 	if opt.cfg.VerifyToken == "" && !opt.noVerifyToken {
 		opt.cfg.VerifyToken = verifyToken
 	}
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	q := queue.New(client, r.Prefix)
 	h := webhook.NewHandler(opt.cfg, q, opt.subscription, slog.New(slog.NewJSONHandler(logs, nil)))
 	srv := httptest.NewServer(h)
@@ -229,7 +183,7 @@ func TestValidationWithoutVerifyToken(t *testing.T) {
 	if resp.StatusCode != 500 || strings.Contains(string(body), "STRAVA_VERIFY_TOKEN") || !strings.Contains(string(body), "misconfigured") {
 		t.Fatalf("answer %d %s, want 500 saying the server is misconfigured, without details", resp.StatusCode, body)
 	}
-	lines := in.logs.lines(t)
+	lines := in.logs.Lines(t)
 	if len(lines) != 1 || lines[0]["level"] != "ERROR" || !strings.Contains(fmt.Sprint(lines[0]["outcome"]), "STRAVA_VERIFY_TOKEN is not set") {
 		t.Fatalf("log %v, want one error line saying STRAVA_VERIFY_TOKEN is not set", lines)
 	}
@@ -289,7 +243,7 @@ func TestRepeatedDeliveryIsADuplicate(t *testing.T) {
 	if n := len(in.queued(t)); n != 1 {
 		t.Fatalf("queued %d times, want once", n)
 	}
-	lines := in.logs.waitLines(t, 3)
+	lines := in.logs.WaitLines(t, 3)
 	if len(lines) != 3 || lines[0]["outcome"] != "queued" || lines[1]["outcome"] != "duplicate" || lines[1]["msg"] != "event duplicate" {
 		t.Fatalf("log %v, want queued then duplicate lines", lines)
 	}
@@ -350,7 +304,7 @@ func TestMalformedEventsAre400(t *testing.T) {
 	if n := in.ready(t); n != 0 {
 		t.Fatalf("%d malformed events queued", n)
 	}
-	for _, l := range in.logs.lines(t) {
+	for _, l := range in.logs.Lines(t) {
 		if l["level"] != "WARN" || l["status"] != float64(400) {
 			t.Errorf("log line %v, want a warning with status 400", l)
 		}
@@ -431,7 +385,7 @@ func TestRedisDownIs503(t *testing.T) {
 	if status != 503 || answer != `{"error":"event not stored; retry later"}`+"\n" {
 		t.Fatalf("answer %d %s, want 503 asking for a retry", status, answer)
 	}
-	lines := in.logs.lines(t)
+	lines := in.logs.Lines(t)
 	if len(lines) != 1 || lines[0]["level"] != "ERROR" || lines[0]["status"] != float64(503) || lines[0]["error"] == nil {
 		t.Fatalf("log %v, want one error line with the cause", lines)
 	}
@@ -444,13 +398,13 @@ func TestLogLine(t *testing.T) {
 	start := time.Now()
 	in.post(t, documented(t, "create.json"))
 	elapsed := time.Since(start)
-	in.logs.waitLines(t, 1) // logged after the answer
+	in.logs.WaitLines(t, 1) // logged after the answer
 	resp, err := http.Get(in.srv.URL + "?hub.mode=subscribe&hub.verify_token=" + verifyToken + "&hub.challenge=abc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	lines := in.logs.lines(t)
+	lines := in.logs.Lines(t)
 	if len(lines) != 2 {
 		t.Fatalf("%d log lines, want one per request", len(lines))
 	}
@@ -471,9 +425,7 @@ func TestLogLine(t *testing.T) {
 	if lines[1]["msg"] != "subscription validation" || lines[1]["outcome"] != "validated" || lines[1]["level"] != "INFO" {
 		t.Errorf("validation log %v", lines[1])
 	}
-	in.logs.mu.Lock()
-	defer in.logs.mu.Unlock()
-	if strings.Contains(in.logs.buf.String(), verifyToken) {
+	if strings.Contains(in.logs.String(), verifyToken) {
 		t.Fatal("the verify token was logged")
 	}
 }

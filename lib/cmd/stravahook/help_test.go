@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stravahook/stravahook/lib/logtest"
 )
 
 func TestAGroupListsItsCommands(t *testing.T) {
@@ -66,7 +68,7 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 		t.Fatalf("piped: %q", piped.String())
 	}
 
-	var term lockedBuffer
+	var term logtest.Buffer
 	drawn := make(chan struct{})
 	var once sync.Once
 	stop = showProgress(&term, true, time.Millisecond, func() string {

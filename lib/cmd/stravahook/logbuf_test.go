@@ -1,27 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stravahook/stravahook/lib/logtest"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 func TestLogBufferDeliversEveryLine(t *testing.T) {
-	var out lockedBuffer
+	var out logtest.Buffer
 	b := newLogBuffer(&out, 10*time.Millisecond)
 	b.Write([]byte("first\n"))
 	deadline := time.Now().Add(5 * time.Second)

@@ -20,6 +20,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/stravahook/stravahook/lib/app"
+	"github.com/stravahook/stravahook/lib/logtest"
 	"github.com/stravahook/stravahook/lib/notify"
 	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/store"
@@ -375,30 +376,11 @@ func TestNotifyRedriveDeliversTheDead(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a command writing while the test
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // listen verifies each notification: signed ones get 204 and a line, bad
 // or stale ones 401.
 func TestListen(t *testing.T) {
 	env := map[string]string{"NOTIFY_SECRET": cliNotifySecret}
-	var stdout, stderr syncBuffer
+	var stdout, stderr logtest.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/logtest"
 	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/strava/stravatest"
 )
@@ -157,7 +158,7 @@ func TestServeMakesUpAVerifyTokenAndStravaAcceptsIt(t *testing.T) {
 	delete(c.env, "STRAVA_VERIFY_TOKEN")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr lockedBuffer
+	var stdout, stderr logtest.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "-addr", "127.0.0.1:0"}, func(k string) string { return c.env[k] }, &stdout, &stderr)
