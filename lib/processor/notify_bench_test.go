@@ -1,15 +1,12 @@
 package processor
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/stravahook/stravahook/lib/strava"
 )
 
 // BenchmarkDrain1000Notify is BenchmarkDrain1000's drain (1,000 creates of
@@ -30,13 +27,8 @@ func BenchmarkDrain1000Notify(b *testing.B) {
 }
 
 func benchDrainNotify(b *testing.B, withNotify bool) {
-	const events, athletes = 1000, 10
-	e := newEnv(b)
-	for a := range int64(athletes) {
-		e.connect(1_000_000 + a)
-	}
-	e.strava.delay = 50 * time.Millisecond
-	e.strava.setLimits(1_000_000, 1_000_000)
+	const events = benchEvents
+	e := newBenchEnv(b)
 	cfg := Config{Now: e.clock.Now}
 	var received atomic.Int64
 	if withNotify {
@@ -58,25 +50,9 @@ func benchDrainNotify(b *testing.B, withNotify bool) {
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
-		for j := range int64(events) {
-			owner := 1_000_000 + j%athletes
-			id := int64(10_000_000 + i*events + int(j))
-			e.strava.activity(id, owner)
-			e.enqueue(event(strava.AspectCreate, owner, id, 1_700_000_000+j))
-		}
+		e.queueBenchRound(i)
 		receivedBefore, cmdsBefore := received.Load(), e.cmds.count()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		b.StartTimer()
-
-		start := time.Now()
-		sum, err := p.Drain(ctx)
-		elapsed := time.Since(start)
-
-		b.StopTimer()
-		cancel()
-		if err != nil {
-			b.Fatalf("Drain: %v", err)
-		}
+		sum, elapsed := timedDrain(b, p)
 		if sum.Kept != events || sum.Remaining != 0 {
 			b.Fatalf("one drain: %+v; want all %d kept", sum, events)
 		}
