@@ -123,6 +123,9 @@ func stravaEvent(t *testing.T, name string) string {
 	return string(b)
 }
 
+// The route answers Strava's validation with STRAVA_VERIFY_TOKEN from the
+// environment; the handler's other refusals (no token, no challenge, other
+// modes) are lib/webhook's TestValidation.
 func TestValidationGET(t *testing.T) {
 	in := newIntake(t, nil)
 	challenge := "15f7d1a91c1f40f8a748fd134752feb3<&>\"x"
@@ -133,10 +136,6 @@ func TestValidationGET(t *testing.T) {
 	}{
 		{"ours", url.Values{"hub.mode": {"subscribe"}, "hub.verify_token": {verifyToken}, "hub.challenge": {challenge}}, 200},
 		{"wrong token", url.Values{"hub.mode": {"subscribe"}, "hub.verify_token": {"nope"}, "hub.challenge": {challenge}}, 403},
-		{"no token", url.Values{"hub.mode": {"subscribe"}, "hub.challenge": {challenge}}, 400},
-		{"no challenge", url.Values{"hub.mode": {"subscribe"}, "hub.verify_token": {verifyToken}}, 400},
-		{"no mode", url.Values{"hub.verify_token": {verifyToken}, "hub.challenge": {challenge}}, 400},
-		{"other mode", url.Values{"hub.mode": {"unsubscribe"}, "hub.verify_token": {verifyToken}, "hub.challenge": {challenge}}, 400},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -238,36 +237,6 @@ func TestDeleteIsQueuedAndBooleanAuthorizedIsADeauthorization(t *testing.T) {
 	}
 }
 
-func TestMalformedEventsAre400AndNothingQueued(t *testing.T) {
-	in := newIntake(t, nil)
-	create := stravaEvent(t, "create.json")
-	bad := []string{
-		``,
-		`not json`,
-		`{"aspect_type":"create"`,
-		`[]`,
-		strings.Replace(create, `"object_id":1491968222`, `"object_id":-5`, 1),
-		strings.Replace(create, `"object_id":1491968222`, `"object_id":1.5`, 1),
-		strings.Replace(create, `"object_id":1491968222`, `"object_id":"1491968222"`, 1),
-		strings.Replace(create, `"object_id":1491968222,`, ``, 1),
-		strings.Replace(create, `"owner_id":28004310`, `"owner_id":0`, 1),
-		strings.Replace(create, `"event_time":1522986611`, `"event_time":null`, 1),
-		strings.Replace(create, `"subscription_id":122449`, `"subscription_id":"abc"`, 1),
-		strings.Replace(create, `"activity"`, `"route"`, 1),
-		strings.Replace(create, `"create"`, `"explode"`, 1),
-		create + create,
-	}
-	for _, body := range bad {
-		status, got := in.post(t, body)
-		if status != 400 || !strings.Contains(got, `"error"`) {
-			t.Errorf("POST %q = %d %s, want 400 with an error", body, status, got)
-		}
-	}
-	if s := in.stats(t); s.Ready != 0 {
-		t.Fatalf("%d malformed events were queued", s.Ready)
-	}
-}
-
 func TestBodyOver64KiBIs413(t *testing.T) {
 	in := newIntake(t, nil)
 	pad := strings.Repeat(" ", 64<<10)
@@ -316,21 +285,6 @@ func TestForeignSubscriptionIs403(t *testing.T) {
 			t.Fatalf(`legacy "1" form of our subscription: %d, want 200`, status)
 		}
 	})
-}
-
-func TestOtherMethodsAre405WithAllow(t *testing.T) {
-	in := newIntake(t, nil)
-	for _, m := range []string{"PUT", "DELETE", "PATCH"} {
-		req, _ := http.NewRequest(m, in.srv.URL+"/api/activity_update", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, POST" {
-			t.Fatalf("%s = %d Allow %q", m, resp.StatusCode, resp.Header.Get("Allow"))
-		}
-	}
 }
 
 // 200 distinct events, each delivered twice, all at once: every delivery

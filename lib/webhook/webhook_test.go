@@ -291,8 +291,16 @@ func TestMalformedEventsAre400(t *testing.T) {
 		``,
 		`not json`,
 		`{"aspect_type":"create"`,
+		`[]`,
 		strings.Replace(create, `"object_id":1491968222`, `"object_id":-5`, 1),
+		strings.Replace(create, `"object_id":1491968222`, `"object_id":1.5`, 1),
+		strings.Replace(create, `"object_id":1491968222`, `"object_id":"1491968222"`, 1),
+		strings.Replace(create, `"object_id":1491968222,`, ``, 1),
+		strings.Replace(create, `"owner_id":28004310`, `"owner_id":0`, 1),
+		strings.Replace(create, `"event_time":1522986611`, `"event_time":null`, 1),
+		strings.Replace(create, `"subscription_id":122449`, `"subscription_id":"abc"`, 1),
 		strings.Replace(create, `"activity"`, `"route"`, 1),
+		strings.Replace(create, `"create"`, `"explode"`, 1),
 		create + create,
 	} {
 		status, answer := in.post(t, body)
