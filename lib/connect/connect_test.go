@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/clocktest"
 	"github.com/stravahook/stravahook/lib/connect"
 	"github.com/stravahook/stravahook/lib/logtest"
 	"github.com/stravahook/stravahook/lib/store"
@@ -82,21 +83,11 @@ func (s *fakeSaver) athletes() []store.Athlete {
 	return append([]store.Athlete(nil), s.saved...)
 }
 
-// clock is shared with handlers running on an httptest server.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Set(t time.Time)     { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
-func (c *clock) Add(d time.Duration) { c.Set(c.Now().Add(d)) }
-
 type harness struct {
 	pages *connect.Pages
 	oauth *fakeOAuth
 	saver *fakeSaver
-	clock *clock
+	clock *clocktest.Clock
 	logs  *logtest.Buffer
 }
 
@@ -117,7 +108,7 @@ func newHarness(t *testing.T, configure func(*connect.Config)) *harness {
 			token:     janeToken(),
 		},
 		saver: &fakeSaver{},
-		clock: &clock{now: t0},
+		clock: clocktest.New(t0),
 		logs:  &logtest.Buffer{},
 	}
 	cfg := connect.Config{
@@ -578,7 +569,7 @@ func TestCallbackRefusesStateNotOfThisBrowser(t *testing.T) {
 		{
 			name: "cookie expiry extended",
 			prepare: func(h *harness, state string, c *http.Cookie) (url.Values, []*http.Cookie) {
-				h.clock.Add(time.Hour)
+				h.clock.Advance(time.Hour)
 				parts := strings.Split(c.Value, ".")
 				return approved(state), []*http.Cookie{{Name: c.Name, Value: parts[0] + ".99999999999." + parts[2]}}
 			},
@@ -614,7 +605,7 @@ func TestCallbackRefusesStateNotOfThisBrowser(t *testing.T) {
 		{
 			name: "expired cookie",
 			prepare: func(h *harness, state string, c *http.Cookie) (url.Values, []*http.Cookie) {
-				h.clock.Add(connect.StateTTL)
+				h.clock.Advance(connect.StateTTL)
 				return approved(state), []*http.Cookie{c}
 			},
 			outcome: "state_expired", clearCookie: true,
@@ -644,7 +635,7 @@ var unissuedState = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{7},
 func TestCallbackAcceptsStateUntilItExpires(t *testing.T) {
 	h := newHarness(t, nil)
 	loc, c := h.start(t, nil)
-	h.clock.Add(connect.StateTTL - time.Second)
+	h.clock.Advance(connect.StateTTL - time.Second)
 	rec := h.callback(t, approved(loc.Query().Get("state")), c)
 	assertHTMLPage(t, rec, http.StatusOK, "Connected Jane Doe")
 	cleared := stateCookie(t, rec.Result())

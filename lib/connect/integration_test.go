@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/clocktest"
 	"github.com/stravahook/stravahook/lib/connect"
 	"github.com/stravahook/stravahook/lib/logtest"
 	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
@@ -24,7 +25,7 @@ import (
 // client against a stand-in and the real store on Redis: the browser
 // follows every redirect itself.
 func TestConnectWithStravaAndRedis(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := clocktest.New(t0)
 	double := stravatest.NewT(t, stravatest.WithApp(clientID, clientSecret), stravatest.WithClock(clk.Now))
 	double.AddAthlete(strava.Athlete{ID: janeID, Username: "jdoe", FirstName: "Jane", LastName: "Doe"})
 	double.AutoApprove(janeID) // she approved before: Strava skips its page
@@ -102,7 +103,7 @@ func TestConnectWithStravaAndRedis(t *testing.T) {
 	}
 
 	// A used code, with a fresh state: Strava refuses it, nothing changes.
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	noFollow := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err = noFollow.Get(app.URL + "/api/connect")
 	if err != nil {

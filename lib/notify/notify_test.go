@@ -15,26 +15,9 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/stravahook/stravahook/lib/clocktest"
 	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
 )
-
-// clock is a settable wall clock: tests jump past backoffs, never sleep.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // delivery is one request an endpoint received.
 type delivery struct {
@@ -87,7 +70,7 @@ func (e *endpoint) setAnswers(answers ...int) {
 type world struct {
 	t     *testing.T
 	redis *rdbtest.Redis
-	clock *clock
+	clock *clocktest.Clock
 	n     *Notifier
 }
 
@@ -96,7 +79,7 @@ const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 func newWorld(t *testing.T, urls, secret string) *world {
 	t.Helper()
 	r := rdbtest.New(t)
-	w := &world{t: t, redis: r, clock: &clock{t: time.Now().Truncate(time.Second)}}
+	w := &world{t: t, redis: r, clock: clocktest.New(time.Now().Truncate(time.Second))}
 	cfg := ConfigFromEnv(urls, secret)
 	cfg.Now = w.clock.Now
 	cfg.Jitter = func(d time.Duration) time.Duration { return d }

@@ -10,41 +10,19 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/stravahook/stravahook/lib/clocktest"
 	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
 	"github.com/stravahook/stravahook/lib/store"
 	"github.com/stravahook/stravahook/lib/strava"
 )
 
-// clock is a settable wall clock shared by the queue, the store, the
+// newClock is a settable wall clock shared by the queue, the store, the
 // processor and the stand-in, so tests jump past leases, backoffs and
 // rate-limit windows without sleeping. It starts in the future so that
 // keys Redis expires at one of its instants (PEXPIREAT) stay put.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock {
-	return &clock{t: time.Date(2030, 1, 7, 10, 5, 0, 0, time.UTC)}
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
+func newClock() *clocktest.Clock {
+	return clocktest.New(time.Date(2030, 1, 7, 10, 5, 0, 0, time.UTC))
 }
 
 // countingClient counts the Redis commands sent through it (a Lua script
@@ -83,7 +61,7 @@ type env struct {
 	t      testing.TB
 	redis  *rdbtest.Redis
 	cmds   *countingClient
-	clock  *clock
+	clock  *clocktest.Clock
 	queue  *queue.Queue
 	store  *store.Store
 	strava *standIn

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/clocktest"
 	"github.com/stravahook/stravahook/lib/logtest"
 	"github.com/stravahook/stravahook/lib/promptdrain"
 )
@@ -33,21 +34,9 @@ func (rec *recorder) sent() []*http.Request {
 	return append([]*http.Request(nil), rec.reqs...)
 }
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func newTrigger(cfg promptdrain.TriggerConfig) (*promptdrain.Trigger, *recorder, *fakeClock, *logtest.Buffer) {
+func newTrigger(cfg promptdrain.TriggerConfig) (*promptdrain.Trigger, *recorder, *clocktest.Clock, *logtest.Buffer) {
 	rec := &recorder{}
-	clock := &fakeClock{now: time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC))
 	logs := &logtest.Buffer{}
 	cfg.Client = &http.Client{Transport: rec}
 	cfg.Now = clock.Now

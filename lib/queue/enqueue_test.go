@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/clocktest"
 	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/rdb"
 	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
@@ -234,7 +235,7 @@ func TestEnqueueRedisCutMidBurst(t *testing.T) {
 	r := rdbtest.New(t)
 	proxy := rdbtest.NewProxy(t, rdbtest.HostPort(t, r.URL))
 	client := rdbtest.Dial(t, proxy.URL())
-	c := &clock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	c := clocktest.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	q := queue.New(client, r.Prefix, queue.WithClock(c.Now))
 
 	const n = 600
@@ -361,7 +362,7 @@ func BenchmarkEnqueueParallel(b *testing.B) {
 
 // setupStalled is setup with the queue's client behind a stallProxy; r.Client
 // reaches Redis directly.
-func setupStalled(t *testing.T) (*queue.Queue, *stallProxy, *rdbtest.Redis, *clock) {
+func setupStalled(t *testing.T) (*queue.Queue, *stallProxy, *rdbtest.Redis, *clocktest.Clock) {
 	t.Helper()
 	r := rdbtest.New(t)
 	stall := newStallProxy(t, rdbtest.HostPort(t, r.URL))
@@ -370,7 +371,7 @@ func setupStalled(t *testing.T) (*queue.Queue, *stallProxy, *rdbtest.Redis, *clo
 		t.Fatal(err)
 	}
 	t.Cleanup(client.Close)
-	c := &clock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	c := clocktest.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	q := queue.New(client, r.Prefix, queue.WithClock(c.Now))
 	return q, stall, r, c
 }

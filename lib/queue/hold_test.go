@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/clocktest"
 	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
 )
@@ -107,7 +108,7 @@ func bury(t *testing.T, q *queue.Queue, id string) {
 // payloads and errors.
 func TestDeadListIsCapped(t *testing.T) {
 	r := rdbtest.New(t)
-	c := &clock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	c := clocktest.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	q := queue.New(r.Client, r.Prefix, queue.WithClock(c.Now), queue.WithDeadRetention(0, 3))
 	for i := range 5 {
 		bury(t, q, fmt.Sprintf("e%d", i))
@@ -128,7 +129,7 @@ func TestDeadListIsCapped(t *testing.T) {
 // PruneDead.
 func TestDeadListForgetsOldEntries(t *testing.T) {
 	r := rdbtest.New(t)
-	c := &clock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	c := clocktest.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	q := queue.New(r.Client, r.Prefix, queue.WithClock(c.Now), queue.WithDeadRetention(30*24*time.Hour, 0))
 	bury(t, q, "old")
 	c.Advance(29 * 24 * time.Hour)
@@ -178,7 +179,7 @@ func TestStatsCountLiveLeasesAndFirstQueuedTime(t *testing.T) {
 // and the newest are the ones buried (those held first stay held).
 func TestHoldBeyondTheCapBuriesTheNewest(t *testing.T) {
 	r := rdbtest.New(t)
-	c := &clock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	c := clocktest.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	q := queue.New(r.Client, r.Prefix, queue.WithClock(c.Now), queue.WithHeldMax(3))
 	ctx := context.Background()
 	guard := queue.Guard{Key: r.Prefix + "athlete:7", Field: "reconnect_reason"}

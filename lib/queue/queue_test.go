@@ -8,28 +8,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/clocktest"
 	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/rdb"
 	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
 )
 
-// clock is a settable time source shared by the queue and the test.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func setup(t *testing.T) (*queue.Queue, *clock, *rdbtest.Redis) {
+func setup(t *testing.T) (*queue.Queue, *clocktest.Clock, *rdbtest.Redis) {
 	t.Helper()
 	r := rdbtest.New(t)
-	c := &clock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	c := clocktest.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	return queue.New(r.Client, r.Prefix, queue.WithClock(c.Now)), c, r
 }
 

@@ -13,22 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/clocktest"
 	"github.com/stravahook/stravahook/lib/strava"
 	"github.com/stravahook/stravahook/lib/strava/stravatest"
 )
-
-// clock is a settable time for the double.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -164,7 +152,7 @@ func TestRefreshRotatesAndRefusesTheOldToken(t *testing.T) {
 }
 
 func TestActivitiesAreRealisticAndGuarded(t *testing.T) {
-	c := &clock{t: time.Date(2030, 1, 7, 10, 5, 0, 0, time.UTC)}
+	c := clocktest.New(time.Date(2030, 1, 7, 10, 5, 0, 0, time.UTC))
 	s := stravatest.NewT(t, stravatest.WithClock(c.Now))
 	tok := s.IssueToken(7, "read")
 	client := s.Client()
@@ -406,7 +394,7 @@ func TestPushGivesUpOnACallbackSlowerThanTwoSeconds(t *testing.T) {
 }
 
 func TestFaultKnobs(t *testing.T) {
-	c := &clock{t: time.Date(2030, 1, 7, 10, 5, 0, 0, time.UTC)}
+	c := clocktest.New(time.Date(2030, 1, 7, 10, 5, 0, 0, time.UTC))
 	s := stravatest.NewT(t, stravatest.WithClock(c.Now))
 	tok := s.IssueToken(7, "")
 	act := s.NewActivity(7, "Run")
