@@ -65,10 +65,7 @@ func athleteListCommand() command {
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			asJSON := fs.Bool("json", false, "print one JSON object per line")
 			return func(ctx context.Context, e env, args []string) error {
-				if err := noArgs(args); err != nil {
-					return err
-				}
-				return withApp(ctx, e, func(a *app.App) error {
+				return withAppNoArgs(ctx, e, args, func(a *app.App) error {
 					athletes, err := a.Store.Athletes(ctx)
 					if err != nil {
 						return err

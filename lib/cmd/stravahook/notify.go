@@ -107,10 +107,7 @@ func notifyRedriveCommand() command {
 		summary: "move dead notifications back to pending (and start endpoints stopped by 410 Gone again)",
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			return func(ctx context.Context, e env, args []string) error {
-				if err := noArgs(args); err != nil {
-					return err
-				}
-				return withApp(ctx, e, func(a *app.App) error {
+				return withAppNoArgs(ctx, e, args, func(a *app.App) error {
 					if !a.Notifier.Enabled() {
 						return errors.New("NOTIFY_URL is not set: no endpoint to redrive notifications for")
 					}
@@ -133,10 +130,7 @@ func notifyStatusCommand() command {
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			asJSON := fs.Bool("json", false, "print one JSON object")
 			return func(ctx context.Context, e env, args []string) error {
-				if err := noArgs(args); err != nil {
-					return err
-				}
-				return withApp(ctx, e, func(a *app.App) error {
+				return withAppNoArgs(ctx, e, args, func(a *app.App) error {
 					stats, err := a.Notifier.Stats(ctx)
 					if err != nil {
 						return err

@@ -96,10 +96,7 @@ func subscriptionViewCommand() command {
 		summary: "show this application's subscription, as Strava has it",
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			return func(ctx context.Context, e env, args []string) error {
-				if err := noArgs(args); err != nil {
-					return err
-				}
-				return withApp(ctx, e, func(a *app.App) error {
+				return withAppNoArgs(ctx, e, args, func(a *app.App) error {
 					if err := a.Config().NeedStravaApp(); err != nil {
 						return err
 					}
