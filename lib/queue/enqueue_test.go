@@ -3,8 +3,6 @@ package queue_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -191,7 +189,7 @@ func TestEnqueueDeadlinePassingMidCallGivesAnError(t *testing.T) {
 			done <- call{added, err}
 		}()
 		if id == "first" {
-			stall.waitHeld(t) // its command is on its way
+			stall.WaitHeld(t) // its command is on its way
 		}
 	}
 	// Redis stays stalled until both calls return or 3 s pass: fifteen
@@ -207,11 +205,11 @@ func TestEnqueueDeadlinePassingMidCallGivesAnError(t *testing.T) {
 				t.Errorf("Enqueue past its deadline = %v, nil; want an error", c.added)
 			}
 		case <-giveUp:
-			stall.Resume()
+			stall.Restore()
 			t.Fatal("Enqueue did not return when its deadline passed (Redis stalled)")
 		}
 	}
-	stall.Resume()
+	stall.Restore()
 
 	// Strava redelivers after an error: the redelivery is queued, or was
 	// already (the stalled command may have landed after all).
@@ -360,12 +358,12 @@ func BenchmarkEnqueueParallel(b *testing.B) {
 	})
 }
 
-// setupStalled is setup with the queue's client behind a stallProxy; r.Client
-// reaches Redis directly.
-func setupStalled(t *testing.T) (*queue.Queue, *stallProxy, *rdbtest.Redis, *clocktest.Clock) {
+// setupStalled is setup with the queue's client behind an rdbtest.Proxy
+// (to stall); r.Client reaches Redis directly.
+func setupStalled(t *testing.T) (*queue.Queue, *rdbtest.Proxy, *rdbtest.Redis, *clocktest.Clock) {
 	t.Helper()
 	r := rdbtest.New(t)
-	stall := newStallProxy(t, rdbtest.HostPort(t, r.URL))
+	stall := rdbtest.NewProxy(t, rdbtest.HostPort(t, r.URL))
 	client, err := rdb.Connect(context.Background(), stall.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -374,115 +372,4 @@ func setupStalled(t *testing.T) (*queue.Queue, *stallProxy, *rdbtest.Redis, *clo
 	c := clocktest.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	q := queue.New(client, r.Prefix, queue.WithClock(c.Now))
 	return q, stall, r, c
-}
-
-// stallProxy relays TCP to Redis and can hold back what the client sends
-// (Redis then seems to hang) without closing anything, unlike
-// rdbtest.Proxy's Cut.
-type stallProxy struct {
-	ln      net.Listener
-	target  string
-	db      string // STRAVAHOOK_TEST_REDIS_URL's database, see rdbtest.DBPath
-	mu      sync.Mutex
-	cond    *sync.Cond
-	stalled bool
-	closed  bool
-	held    int // writes waiting for Resume
-	conns   []net.Conn
-}
-
-func newStallProxy(t *testing.T, target string) *stallProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &stallProxy{ln: ln, target: target, db: rdbtest.DBPath(t, target)}
-	p.cond = sync.NewCond(&p.mu)
-	go p.serve()
-	t.Cleanup(func() {
-		p.mu.Lock()
-		p.closed = true
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.cond.Broadcast()
-		ln.Close()
-	})
-	return p
-}
-
-func (p *stallProxy) URL() string { return "redis://" + p.ln.Addr().String() + p.db }
-
-// Stall holds back every write to Redis from now on.
-func (p *stallProxy) Stall() { p.mu.Lock(); p.stalled = true; p.mu.Unlock() }
-
-// Resume forwards what was held back, and everything after.
-func (p *stallProxy) Resume() {
-	p.mu.Lock()
-	p.stalled = false
-	p.mu.Unlock()
-	p.cond.Broadcast()
-}
-
-// waitHeld waits until some write is being held back.
-func (p *stallProxy) waitHeld(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		p.mu.Lock()
-		held := p.held
-		p.mu.Unlock()
-		if held > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no write reached the stalled proxy")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-func (p *stallProxy) serve() {
-	for {
-		in, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", p.target)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(in, out); in.Close(); out.Close() }()
-		go p.forward(out, in)
-	}
-}
-
-func (p *stallProxy) forward(dst, src net.Conn) {
-	defer dst.Close()
-	defer src.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			p.held++
-			for p.stalled && !p.closed {
-				p.cond.Wait()
-			}
-			p.held--
-			p.mu.Unlock()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
 }

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/rueidis"
@@ -183,6 +184,7 @@ type Proxy struct {
 	down     bool
 	stalled  bool
 	resumed  *sync.Cond // broadcast when stalled ends
+	held     int        // reads from clients waiting for the stall to end
 	conns    []net.Conn
 	accepted int
 }
@@ -231,6 +233,26 @@ func (p *Proxy) Accepted() int {
 	return p.accepted
 }
 
+// WaitHeld waits until a stall holds back something a client sent (a
+// command is on its way and Redis seems to hang); it fails the test after
+// 5 s.
+func (p *Proxy) WaitHeld(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		held := p.held
+		p.mu.Unlock()
+		if held > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no command reached the stalled proxy")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // Restore accepts connections again, and ends a stall.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
@@ -260,13 +282,14 @@ func (p *Proxy) serve() {
 		p.conns = append(p.conns, in, out)
 		p.accepted++
 		p.mu.Unlock()
-		go p.relay(in, out)
-		go p.relay(out, in)
+		go p.relay(in, out, false)
+		go p.relay(out, in, true)
 	}
 }
 
-// relay copies src to dst, holding what it read while the proxy is stalled.
-func (p *Proxy) relay(dst, src net.Conn) {
+// relay copies src to dst, holding what it read while the proxy is stalled;
+// fromClient counts what it holds for WaitHeld.
+func (p *Proxy) relay(dst, src net.Conn, fromClient bool) {
 	defer dst.Close()
 	defer src.Close()
 	buf := make([]byte, 32<<10)
@@ -274,8 +297,14 @@ func (p *Proxy) relay(dst, src net.Conn) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
+			if fromClient {
+				p.held++
+			}
 			for p.stalled {
 				p.resumed.Wait()
+			}
+			if fromClient {
+				p.held--
 			}
 			p.mu.Unlock()
 			if _, werr := dst.Write(buf[:n]); werr != nil {
