@@ -69,10 +69,7 @@ func TestMinLease(t *testing.T) {
 func TestReconnectNeededIsWarnedOncePerDrain(t *testing.T) {
 	e := newEnv(t)
 	e.save(stored(jane, "access-revoked", "refresh-revoked", e.clock.Now().Add(time.Hour)))
-	for i := range int64(3) {
-		e.strava.activity(12+i, jane)
-		e.enqueue(event(strava.AspectCreate, jane, 12+i, 10))
-	}
+	e.queueCreates(jane, 12, 3)
 	logs := &logtest.Buffer{}
 	sum := e.drain(New(Config{Now: e.clock.Now, Concurrency: 4}, e.queue, e.store, e.client, slog.New(slog.NewJSONHandler(logs, nil))))
 	if sum.Held != 3 {
@@ -95,14 +92,8 @@ func TestReconnectNeededIsWarnedOncePerDrain(t *testing.T) {
 func TestStoppedDrainStoresTheNotificationsOfFinishedWork(t *testing.T) {
 	e := newEnv(t)
 	e.connect(jane)
-	for i := range int64(12) {
-		e.strava.activity(8000+i, jane)
-		e.enqueue(event(strava.AspectCreate, jane, 8000+i, 10))
-	}
-	e.strava.gate = make(chan struct{})
-	e.strava.blockAfter = 4
-	e.strava.blocked = make(chan int64, 100)
-	t.Cleanup(func() { closeOnce(e.strava) })
+	e.queueCreates(jane, 8000, 12)
+	e.strava.holdAfter(t, 4, 100)
 	rcv := newReceiver(t)
 
 	ctx, cancel := context.WithCancel(context.Background())

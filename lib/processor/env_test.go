@@ -137,6 +137,16 @@ func deauthorization(athlete, at int64) strava.Event {
 }
 
 // enqueue queues events the way the webhook intake does.
+// queueCreates queues creates of n new activities of owner, ids first to
+// first+n-1, each known to the stand-in, one after the other.
+func (e *env) queueCreates(owner, first int64, n int) {
+	e.t.Helper()
+	for i := range int64(n) {
+		e.strava.activity(first+i, owner)
+		e.enqueue(event(strava.AspectCreate, owner, first+i, 10))
+	}
+}
+
 func (e *env) enqueue(events ...strava.Event) {
 	e.t.Helper()
 	for _, ev := range events {

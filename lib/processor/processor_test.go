@@ -196,10 +196,7 @@ func TestKilledDrainLosesNothing(t *testing.T) {
 		e.strava.activity(id, owner)
 		e.enqueue(event(strava.AspectCreate, owner, id, 10))
 	}
-	e.strava.gate = make(chan struct{})
-	e.strava.blockAfter = 8
-	e.strava.blocked = make(chan int64, 100)
-	t.Cleanup(func() { closeOnce(e.strava) })
+	e.strava.holdAfter(t, 8, 100)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := Config{Concurrency: 4}
@@ -255,6 +252,16 @@ func TestKilledDrainLosesNothing(t *testing.T) {
 }
 
 var closeMu sync.Mutex
+
+// holdAfter makes the stand-in's GETs numbered above n wait at a gate
+// (until closeOnce, at the latest when the test ends) and report their
+// activity ids on blocked, which holds capacity of them.
+func (s *standIn) holdAfter(t *testing.T, n, capacity int) {
+	s.gate = make(chan struct{})
+	s.blockAfter = n
+	s.blocked = make(chan int64, capacity)
+	t.Cleanup(func() { closeOnce(s) })
+}
 
 func closeOnce(s *standIn) {
 	closeMu.Lock()
@@ -403,10 +410,7 @@ func TestUsageAtTheLimitKeepsTheActivityThenStops(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.connect(jane)
-			for i := range int64(10) {
-				e.strava.activity(600+i, jane)
-				e.enqueue(event(strava.AspectCreate, jane, 600+i, 10))
-			}
+			e.queueCreates(jane, 600, 10)
 			e.strava.setLimits(tc.limit15, tc.limitDay)
 
 			sum := e.drain(e.processor(Config{Concurrency: tc.concurrency}))
@@ -475,10 +479,7 @@ func TestUnauthorizedRefreshesOnceThenFetches(t *testing.T) {
 	// expired; the refresh token still works.
 	_, refresh := e.strava.athlete(jane)
 	e.save(stored(jane, "access-revoked", refresh, e.clock.Now().Add(time.Hour)))
-	for i := range int64(3) {
-		e.strava.activity(900+i, jane)
-		e.enqueue(event(strava.AspectCreate, jane, 900+i, 10))
-	}
+	e.queueCreates(jane, 900, 3)
 
 	sum := e.drain(e.processor(Config{Concurrency: 3}))
 
@@ -505,10 +506,7 @@ func TestRefusedRefreshHoldsEventsUntilReconnect(t *testing.T) {
 	e.keepBefore(10, jane)
 	e.keepBefore(11, jane)
 	e.keepBefore(20, john)
-	for i := range int64(3) {
-		e.strava.activity(12+i, jane)
-		e.enqueue(event(strava.AspectCreate, jane, 12+i, 10))
-	}
+	e.queueCreates(jane, 12, 3)
 	e.strava.activity(21, john)
 	e.enqueue(event(strava.AspectCreate, john, 21, 10))
 
@@ -719,10 +717,7 @@ func TestUndecodablePayloadIsDead(t *testing.T) {
 func TestSpentBudgetHandsUnstartedEventsBack(t *testing.T) {
 	e := newEnv(t)
 	e.connect(jane)
-	for i := range int64(5) {
-		e.strava.activity(50+i, jane)
-		e.enqueue(event(strava.AspectCreate, jane, 50+i, 10))
-	}
+	e.queueCreates(jane, 50, 5)
 	// The first call outlasts the budget. The budget is long enough for
 	// that call to start on a loaded machine under -race (50 ms was not
 	// always: no call, nothing kept).
@@ -797,14 +792,8 @@ func TestRedisLostMidDrainLosesNothing(t *testing.T) {
 	cutStore.Now = e.clock.Now
 
 	e.connect(jane)
-	for i := range int64(6) {
-		e.strava.activity(30+i, jane)
-		e.enqueue(event(strava.AspectCreate, jane, 30+i, 10))
-	}
-	e.strava.gate = make(chan struct{})
-	e.strava.blockAfter = 1
-	e.strava.blocked = make(chan int64, 10)
-	t.Cleanup(func() { closeOnce(e.strava) })
+	e.queueCreates(jane, 30, 6)
+	e.strava.holdAfter(t, 1, 10)
 
 	done := make(chan error, 1)
 	go func() {

@@ -27,10 +27,7 @@ func rateLimitedDrainLogged(t *testing.T, n int, retryAfter string) (*env, *stan
 	t.Helper()
 	e := newEnv(t)
 	e.connect(jane)
-	for i := range int64(n) {
-		e.strava.activity(7000+i, jane)
-		e.enqueue(event(strava.AspectCreate, jane, 7000+i, 10))
-	}
+	e.queueCreates(jane, 7000, n)
 	e.strava.FailNext(stravatest.RouteActivity, 1<<30, http.StatusTooManyRequests)
 	if retryAfter != "" {
 		e.strava.Wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
@@ -153,10 +150,7 @@ func TestBackoffIsJittered(t *testing.T) {
 func TestCallsInFlightStayWithinWhatIsLeftWhenAnswersAreSlow(t *testing.T) {
 	e := newEnv(t)
 	e.connect(jane)
-	for i := range int64(10) {
-		e.strava.activity(900+i, jane)
-		e.enqueue(event(strava.AspectCreate, jane, 900+i, 10))
-	}
+	e.queueCreates(jane, 900, 10)
 	e.strava.setLimits(5, 30000)
 	e.strava.delay = 20 * time.Millisecond // every call overlaps the others
 	sum := e.drain(e.processor(Config{Concurrency: 8}))
