@@ -18,8 +18,7 @@ import (
 func TestDrainSummaryLogAndRemaining(t *testing.T) {
 	e := newEnv(t)
 	e.connect(jane)
-	e.strava.activity(1, jane)
-	e.enqueue(event(strava.AspectCreate, jane, 1, 10))
+	e.queueCreates(jane, 1, 1)
 	logs := &logtest.Buffer{}
 	p := New(Config{Now: e.clock.Now}, e.queue, e.store, e.client, slog.New(slog.NewJSONHandler(logs, nil)))
 

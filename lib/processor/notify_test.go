@@ -162,8 +162,7 @@ func TestDrainNotifiesWhatItDid(t *testing.T) {
 func TestEndpointDownHoldsBackNothing(t *testing.T) {
 	e := newEnv(t)
 	e.connect(jane)
-	e.strava.activity(1, jane)
-	e.enqueue(event(strava.AspectCreate, jane, 1, 10))
+	e.queueCreates(jane, 1, 1)
 	rcv := newReceiver(t)
 	rcv.answer(503)
 	n := e.notifier(rcv.srv.URL, testNotifySecret, nil)
@@ -195,8 +194,7 @@ func TestEndpointDownHoldsBackNothing(t *testing.T) {
 func TestNoValidSecretKeepsNotificationsAndSaysWhy(t *testing.T) {
 	e := newEnv(t)
 	e.connect(jane)
-	e.strava.activity(1, jane)
-	e.enqueue(event(strava.AspectCreate, jane, 1, 10))
+	e.queueCreates(jane, 1, 1)
 	rcv := newReceiver(t)
 	n := e.notifier(rcv.srv.URL, "", nil)
 
@@ -219,8 +217,7 @@ func TestNoValidSecretKeepsNotificationsAndSaysWhy(t *testing.T) {
 func TestNotificationsNotStoredMeansEventsNotAcked(t *testing.T) {
 	e := newEnv(t)
 	e.connect(jane)
-	e.strava.activity(1, jane)
-	e.enqueue(event(strava.AspectCreate, jane, 1, 10))
+	e.queueCreates(jane, 1, 1)
 	rcv := newReceiver(t)
 	proxy := rdbtest.NewProxy(t, rdbtest.HostPort(t, e.redis.URL))
 	viaProxy := rdbtest.Dial(t, proxy.URL())

@@ -442,8 +442,7 @@ func TestUsageAtTheLimitKeepsTheActivityThenStops(t *testing.T) {
 func TestRateLimitRememberedByAnEarlierDrainMeansNoCall(t *testing.T) {
 	e := newEnv(t)
 	e.connect(jane)
-	e.strava.activity(1, jane)
-	e.enqueue(event(strava.AspectCreate, jane, 1, 10))
+	e.queueCreates(jane, 1, 1)
 	until := e.clock.Now().Add(10 * time.Minute).Truncate(time.Millisecond)
 	if err := e.store.SetRateLimitedUntil(context.Background(), until); err != nil {
 		t.Fatal(err)
@@ -507,8 +506,7 @@ func TestRefusedRefreshHoldsEventsUntilReconnect(t *testing.T) {
 	e.keepBefore(11, jane)
 	e.keepBefore(20, john)
 	e.queueCreates(jane, 12, 3)
-	e.strava.activity(21, john)
-	e.enqueue(event(strava.AspectCreate, john, 21, 10))
+	e.queueCreates(john, 21, 1)
 
 	sum := e.drain(e.processor(Config{Concurrency: 4}))
 
@@ -766,8 +764,7 @@ func TestRateLimitedTokenRefreshStopsTheDrain(t *testing.T) {
 	e := newEnv(t)
 	_, refresh := e.strava.athlete(jane)
 	e.save(stored(jane, "access-expired", refresh, e.clock.Now().Add(-time.Minute)))
-	e.strava.activity(1, jane)
-	e.enqueue(event(strava.AspectCreate, jane, 1, 10))
+	e.queueCreates(jane, 1, 1)
 	e.strava.refreshStatus = func() int { return http.StatusTooManyRequests }
 
 	sum := e.drain(e.processor(Config{}))
