@@ -232,9 +232,7 @@ func TestEnqueueDeadlinePassingMidCallGivesAnError(t *testing.T) {
 func TestEnqueueRedisCutMidBurst(t *testing.T) {
 	r := rdbtest.New(t)
 	proxy := rdbtest.NewProxy(t, rdbtest.HostPort(t, r.URL))
-	client := rdbtest.Dial(t, proxy.URL())
-	c := clocktest.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
-	q := queue.New(client, r.Prefix, queue.WithClock(c.Now))
+	q, c := queueOn(r, rdbtest.Dial(t, proxy.URL()))
 
 	const n = 600
 	var returned atomic.Int64
@@ -369,7 +367,6 @@ func setupStalled(t *testing.T) (*queue.Queue, *rdbtest.Proxy, *rdbtest.Redis, *
 		t.Fatal(err)
 	}
 	t.Cleanup(client.Close)
-	c := clocktest.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
-	q := queue.New(client, r.Prefix, queue.WithClock(c.Now))
+	q, c := queueOn(r, client)
 	return q, stall, r, c
 }

@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stravahook/stravahook/lib/clocktest"
 	"github.com/stravahook/stravahook/lib/queue"
-	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
 )
 
 // Held events spend no attempt, are counted as held, are not claimed, are
@@ -18,10 +16,7 @@ import (
 func TestHoldParksEventsUntilUnhold(t *testing.T) {
 	q, c, r := setup(t)
 	ctx := context.Background()
-	guard := queue.Guard{Key: r.Prefix + "athlete:7", Field: "reconnect_reason"}
-	if err := r.Client.Do(ctx, r.Client.B().Hset().Key(guard.Key).FieldValue().FieldValue(guard.Field, "refused").Build()).Error(); err != nil {
-		t.Fatal(err)
-	}
+	guard := refusedGuard(t, r)
 	mustEnqueue(t, q, "a", "b", "other")
 	got, _ := q.Claim(ctx, 10, time.Minute)
 	if res, err := q.Hold(ctx, got[0].Token, "athlete:7", guard, "a", "b"); res != (queue.HoldResult{Held: 2}) || err != nil {
@@ -107,9 +102,7 @@ func bury(t *testing.T, q *queue.Queue, id string) {
 // The dead list keeps at most its cap, oldest pruned first, with their
 // payloads and errors.
 func TestDeadListIsCapped(t *testing.T) {
-	r := rdbtest.New(t)
-	c := clocktest.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
-	q := queue.New(r.Client, r.Prefix, queue.WithClock(c.Now), queue.WithDeadRetention(0, 3))
+	q, c, r := setup(t, queue.WithDeadRetention(0, 3))
 	for i := range 5 {
 		bury(t, q, fmt.Sprintf("e%d", i))
 		c.Advance(time.Second)
@@ -128,9 +121,7 @@ func TestDeadListIsCapped(t *testing.T) {
 // Entries older than the retention are pruned, by the next bury or by
 // PruneDead.
 func TestDeadListForgetsOldEntries(t *testing.T) {
-	r := rdbtest.New(t)
-	c := clocktest.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
-	q := queue.New(r.Client, r.Prefix, queue.WithClock(c.Now), queue.WithDeadRetention(30*24*time.Hour, 0))
+	q, c, r := setup(t, queue.WithDeadRetention(30*24*time.Hour, 0))
 	bury(t, q, "old")
 	c.Advance(29 * 24 * time.Hour)
 	bury(t, q, "newer")
@@ -178,14 +169,9 @@ func TestStatsCountLiveLeasesAndFirstQueuedTime(t *testing.T) {
 // bounded dead list with an error that says why, across several holds,
 // and the newest are the ones buried (those held first stay held).
 func TestHoldBeyondTheCapBuriesTheNewest(t *testing.T) {
-	r := rdbtest.New(t)
-	c := clocktest.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
-	q := queue.New(r.Client, r.Prefix, queue.WithClock(c.Now), queue.WithHeldMax(3))
+	q, c, r := setup(t, queue.WithHeldMax(3))
 	ctx := context.Background()
-	guard := queue.Guard{Key: r.Prefix + "athlete:7", Field: "reconnect_reason"}
-	if err := r.Client.Do(ctx, r.Client.B().Hset().Key(guard.Key).FieldValue().FieldValue(guard.Field, "refused").Build()).Error(); err != nil {
-		t.Fatal(err)
-	}
+	guard := refusedGuard(t, r)
 	hold := func(ids ...string) queue.HoldResult {
 		t.Helper()
 		mustEnqueue(t, q, ids...)

@@ -8,17 +8,38 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
 	"github.com/stravahook/stravahook/lib/clocktest"
 	"github.com/stravahook/stravahook/lib/queue"
 	"github.com/stravahook/stravahook/lib/rdb"
 	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
 )
 
-func setup(t *testing.T) (*queue.Queue, *clocktest.Clock, *rdbtest.Redis) {
+// setup is a queue on the test's Redis with a clock the test moves; opts
+// apply after WithClock.
+func setup(t *testing.T, opts ...queue.Option) (*queue.Queue, *clocktest.Clock, *rdbtest.Redis) {
 	t.Helper()
 	r := rdbtest.New(t)
+	q, c := queueOn(r, r.Client, opts...)
+	return q, c, r
+}
+
+// queueOn is a queue under r's prefix that reaches Redis through client (a
+// proxy's, say), with a clock the test moves; opts apply after WithClock.
+func queueOn(r *rdbtest.Redis, client rueidis.Client, opts ...queue.Option) (*queue.Queue, *clocktest.Clock) {
 	c := clocktest.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
-	return queue.New(r.Client, r.Prefix, queue.WithClock(c.Now)), c, r
+	return queue.New(client, r.Prefix, append([]queue.Option{queue.WithClock(c.Now)}, opts...)...), c
+}
+
+// refusedGuard is athlete 7's reconnect guard, set: the athlete refused
+// access, so Hold parks their events.
+func refusedGuard(t *testing.T, r *rdbtest.Redis) queue.Guard {
+	t.Helper()
+	guard := queue.Guard{Key: r.Prefix + "athlete:7", Field: "reconnect_reason"}
+	if err := r.Client.Do(context.Background(), r.Client.B().Hset().Key(guard.Key).FieldValue().FieldValue(guard.Field, "refused").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	return guard
 }
 
 func mustEnqueue(t *testing.T, q *queue.Queue, ids ...string) {
