@@ -42,6 +42,16 @@ type receivedNotification struct {
 	} `json:"data"`
 }
 
+// oneCreateAndReceiver is an env with jane connected and the create of her
+// activity 1 queued, and an endpoint that records what it receives.
+func oneCreateAndReceiver(t *testing.T) (*env, *receiver) {
+	t.Helper()
+	e := newEnv(t)
+	e.connect(jane)
+	e.queueCreates(jane, 1, 1)
+	return e, newReceiver(t)
+}
+
 func newReceiver(t testing.TB) *receiver {
 	r := &receiver{status: 200}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -160,10 +170,7 @@ func TestDrainNotifiesWhatItDid(t *testing.T) {
 // endpoint does; the notification waits for the endpoint, and a later
 // drain with an empty queue delivers it.
 func TestEndpointDownHoldsBackNothing(t *testing.T) {
-	e := newEnv(t)
-	e.connect(jane)
-	e.queueCreates(jane, 1, 1)
-	rcv := newReceiver(t)
+	e, rcv := oneCreateAndReceiver(t)
 	rcv.answer(503)
 	n := e.notifier(rcv.srv.URL, testNotifySecret, nil)
 	p := e.processor(Config{Notifier: n})
@@ -192,10 +199,7 @@ func TestEndpointDownHoldsBackNothing(t *testing.T) {
 // NOTIFY_URL set without a valid secret: the Strava work goes on, nothing
 // is sent, the summary says why, and the notification stays stored.
 func TestNoValidSecretKeepsNotificationsAndSaysWhy(t *testing.T) {
-	e := newEnv(t)
-	e.connect(jane)
-	e.queueCreates(jane, 1, 1)
-	rcv := newReceiver(t)
+	e, rcv := oneCreateAndReceiver(t)
 	n := e.notifier(rcv.srv.URL, "", nil)
 
 	sum := e.drain(e.processor(Config{Notifier: n}))
@@ -215,10 +219,7 @@ func TestNoValidSecretKeepsNotificationsAndSaysWhy(t *testing.T) {
 // the next drain (after the lease) redoes them and the notification goes
 // out. Nothing is acked without its notification.
 func TestNotificationsNotStoredMeansEventsNotAcked(t *testing.T) {
-	e := newEnv(t)
-	e.connect(jane)
-	e.queueCreates(jane, 1, 1)
-	rcv := newReceiver(t)
+	e, rcv := oneCreateAndReceiver(t)
 	proxy := rdbtest.NewProxy(t, rdbtest.HostPort(t, e.redis.URL))
 	viaProxy := rdbtest.Dial(t, proxy.URL())
 	proxy.Cut()
