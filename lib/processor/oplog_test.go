@@ -1,0 +1,112 @@
+package processor
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stravahook/stravahook/lib/logtest"
+)
+
+// loggedProcessor is e.processor with its log lines kept for the test.
+func loggedProcessor(e *env, cfg Config) (*Processor, *logtest.Buffer) {
+	logs := &logtest.Buffer{}
+	cfg.Now = e.clock.Now
+	return New(cfg, e.queue, e.store, e.client, slog.New(slog.NewJSONHandler(logs, nil))), logs
+}
+
+// warnings are the lines above info: what an operator is paged about.
+func warnings(t *testing.T, logs *logtest.Buffer) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range logs.Lines(t) {
+		if l["level"] != "INFO" && l["level"] != "DEBUG" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// When a drain releases the events held for an athlete who connected again
+// (the connect callback's own release was lost), the operator reads which
+// athlete and how many events, at info, and no warning.
+func TestReleasingMissedHeldEventsIsLoggedOnce(t *testing.T) {
+	e := newEnv(t)
+	e.save(stored(jane, "access-revoked", "refresh-revoked", e.clock.Now().Add(time.Hour)))
+	e.queueCreates(jane, 12, 3)
+	if sum := e.drain(e.processor(Config{})); sum.Held != 3 {
+		t.Fatalf("summary %+v, want Jane's 3 events held", sum)
+	}
+	access, refresh := e.strava.athlete(jane)
+	e.save(stored(jane, access, refresh, e.clock.Now().Add(time.Hour)))
+
+	p, logs := loggedProcessor(e, Config{})
+	if sum := e.drain(p); sum.Kept != 3 {
+		t.Fatalf("summary %+v, want Jane's 3 events kept", sum)
+	}
+	released := 0
+	for _, l := range logs.Lines(t) {
+		if strings.Contains(fmt.Sprint(l["msg"]), "held events released") {
+			released++
+			if l["level"] != "INFO" || l["athlete"] != float64(jane) || l["events"] != float64(3) {
+				t.Errorf("release line %v, want info, athlete %d, 3 events", l, jane)
+			}
+		}
+	}
+	if released != 1 {
+		t.Errorf("%d lines saying held events were released, want 1", released)
+	}
+	if w := warnings(t, logs); len(w) != 0 {
+		t.Errorf("a release that worked logged %v", w)
+	}
+}
+
+// A confirmed deauthorization is logged once at info (athlete, what was
+// deleted) and nothing above: releasing their (absent) held events worked.
+func TestDeauthorizationIsLoggedWithoutWarnings(t *testing.T) {
+	e := newEnv(t)
+	e.connect(jane)
+	e.keepBefore(10, jane)
+	e.strava.Revoke(jane)
+	e.enqueue(deauthorization(jane, 10))
+	p, logs := loggedProcessor(e, Config{})
+	if sum := e.drain(p); sum.Deauthorized != 1 {
+		t.Fatalf("summary %+v, want 1 deauthorized", sum)
+	}
+	found := false
+	for _, l := range logs.Lines(t) {
+		if strings.Contains(fmt.Sprint(l["msg"]), "deauthorized us") && l["athlete"] == float64(jane) && l["activities_deleted"] == float64(1) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no line saying Jane deauthorized us with 1 activity deleted in %s", logs)
+	}
+	if w := warnings(t, logs); len(w) != 0 {
+		t.Errorf("a deauthorization that worked logged %v", w)
+	}
+}
+
+// The drain's summary line names why notifications are not sent, and only
+// then.
+func TestDrainLineNamesTheNotificationError(t *testing.T) {
+	e, rcv := oneCreateAndReceiver(t)
+	p, logs := loggedProcessor(e, Config{Notifier: e.notifier(rcv.srv.URL, "", nil)})
+	e.drain(p)
+	lines := logs.Lines(t)
+	last := lines[len(lines)-1]
+	if last["msg"] != "drain" || !strings.Contains(fmt.Sprint(last["notifications_error"]), "NOTIFY_SECRET is not set") {
+		t.Errorf("summary line %v, want notifications_error saying NOTIFY_SECRET is not set", last)
+	}
+
+	e, rcv = oneCreateAndReceiver(t)
+	p, logs = loggedProcessor(e, Config{Notifier: e.notifier(rcv.srv.URL, testNotifySecret, nil)})
+	e.drain(p)
+	lines = logs.Lines(t)
+	last = lines[len(lines)-1]
+	if _, ok := last["notifications_error"]; last["msg"] != "drain" || ok {
+		t.Errorf("summary line %v, want no notifications_error when they are delivered", last)
+	}
+}
