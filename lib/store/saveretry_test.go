@@ -1,0 +1,53 @@
+package store
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/rueidis"
+)
+
+// failNextDo is a Redis client whose next command, once armed, fails
+// without reaching the server (a dropped connection, as far as the caller
+// can tell); every other command goes through.
+type failNextDo struct {
+	rueidis.Client
+	armed  atomic.Bool
+	failed atomic.Int32
+}
+
+func (c *failNextDo) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	if c.armed.CompareAndSwap(true, false) {
+		c.failed.Add(1)
+		dead, cancel := context.WithCancel(ctx)
+		cancel()
+		return c.Client.Do(dead, cmd)
+	}
+	return c.Client.Do(ctx, cmd)
+}
+
+// Strava has rotated the refresh token, so the old one is dead: a save of
+// the new pair that fails once is tried again, and the athlete keeps a
+// working token instead of having to reconnect.
+func TestAccessTokenSaveFailingOnceIsRetried(t *testing.T) {
+	_, r := newStore(t)
+	client := &failNextDo{Client: r.Client}
+	s := New(client, r.Prefix)
+	saveAthlete(t, s, expiredAthlete(1))
+	f := &fakeStrava{during: func() { client.armed.Store(true) }}
+
+	tok, err := s.AccessToken(testCtx(t), 1, f.refresh)
+	if err != nil || tok != "access-1" {
+		t.Fatalf("AccessToken = %q, %v with the save failing once; want access-1", tok, err)
+	}
+	if n := client.failed.Load(); n != 1 {
+		t.Fatalf("%d commands failed, want the save's first try", n)
+	}
+	if h := storedTokens(t, s, r, 1); h["access_token"] != "access-1" || h["refresh_token"] != "refresh-1" {
+		t.Errorf("stored %v, want the rotated pair access-1/refresh-1", h)
+	}
+	if n := f.calls.Load(); n != 1 {
+		t.Errorf("%d refreshes, want 1", n)
+	}
+}
