@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stravahook/stravahook/lib/logtest"
+	"github.com/stravahook/stravahook/lib/strava"
 )
 
 // loggedProcessor is e.processor with its log lines kept for the test.
@@ -108,5 +110,23 @@ func TestDrainLineNamesTheNotificationError(t *testing.T) {
 	last = lines[len(lines)-1]
 	if _, ok := last["notifications_error"]; last["msg"] != "drain" || ok {
 		t.Errorf("summary line %v, want no notifications_error when they are delivered", last)
+	}
+}
+
+// A notification carries the activity as Strava answered it; a client
+// answer without the raw bytes (a double) still gives the activity's JSON,
+// never an empty body.
+func TestNotifiedActivityWithoutRawBytesIsItsJSON(t *testing.T) {
+	raw := rawActivity(&strava.DetailedActivity{ID: 7, Name: "Morning Run"})
+	var got struct {
+		ID   int64  `json:"id"`
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(raw, &got); err != nil || got.ID != 7 || got.Name != "Morning Run" {
+		t.Errorf("body %q (%v), want the activity's JSON with id 7", raw, err)
+	}
+	answer := []byte(`{"id":7,"name":"as Strava said it"}`)
+	if raw := rawActivity(&strava.DetailedActivity{ID: 7, Raw: answer}); string(raw) != string(answer) {
+		t.Errorf("body %q, want Strava's answer byte for byte", raw)
 	}
 }
