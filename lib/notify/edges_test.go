@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"strings"
@@ -85,5 +86,31 @@ func TestStatsCountRetryingApartFromPending(t *testing.T) {
 	w.store(created(2), created(3))
 	if st := w.stats(); len(st) != 1 || st[0].Pending != 2 || st[0].Retrying != 1 {
 		t.Errorf("stats %+v, want 2 pending and 1 retrying", st)
+	}
+}
+
+// One pass delivers everything due, over as many claims as it takes; and
+// a redrive brings back every dead notification, over as many batches as
+// it takes.
+func TestOnePassAndOneRedriveTakeAsManyBatchesAsNeeded(t *testing.T) {
+	ep := newEndpoint(t, 500)
+	w := newWorld(t, ep.srv.URL, testSecret)
+	w.n.cfg.MaxAttempts = 1
+	const many = redriveBatch + 1 // also more than one claim's DefaultBatchSize
+	ns := make([]Notification, many)
+	for i := range ns {
+		ns[i] = created(int64(i + 1))
+	}
+	w.store(ns...)
+	if s := w.deliver(); s.Dead != many {
+		t.Fatalf("pass %+v, want all %d dead in one pass", s, many)
+	}
+	moved, err := w.n.Redrive(context.Background())
+	if err != nil || moved != many {
+		t.Fatalf("Redrive = %d, %v; want all %d back", moved, err, many)
+	}
+	ep.setAnswers(200)
+	if s := w.deliver(); s.Delivered != many {
+		t.Errorf("pass after redrive %+v, want all %d delivered", s, many)
 	}
 }
