@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/rueidis"
 )
@@ -49,5 +50,42 @@ func TestAccessTokenSaveFailingOnceIsRetried(t *testing.T) {
 	}
 	if n := f.calls.Load(); n != 1 {
 		t.Errorf("%d refreshes, want 1", n)
+	}
+}
+
+// A caller waiting for another's refresh looks again soon, then less and
+// less often, but never less than every lockPollMax: each pause is between
+// half and all of 10 ms, 20 ms, 40 ms, … up to 250 ms.
+func TestWaitingForAnotherRefreshLooksAgainWithinTheBackoff(t *testing.T) {
+	s, r := newStore(t)
+	saveAthlete(t, s, expiredAthlete(1))
+	// Another drain holds the lock for longer than we look.
+	if err := r.Client.Do(testCtx(t), r.Client.B().Set().Key(s.refreshLockKey(1)).Value("other-drain").Px(time.Minute).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{10, 20, 40, 80, 160, 250, 250}
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	var pauses []time.Duration
+	s.lockBusy = func(_ context.Context, pause time.Duration) {
+		pauses = append(pauses, pause)
+		if len(pauses) == len(want) {
+			cancel()
+		}
+	}
+	f := &fakeStrava{}
+	if _, err := s.AccessToken(ctx, 1, f.refresh); err == nil {
+		t.Fatal("AccessToken returned without the lock")
+	}
+	if len(pauses) != len(want) {
+		t.Fatalf("%d pauses, want %d", len(pauses), len(want))
+	}
+	for i, p := range pauses {
+		if w := want[i] * time.Millisecond; p < w/2 || p > w {
+			t.Errorf("pause %d = %s, want between %s and %s", i+1, p, w/2, w)
+		}
+	}
+	if n := f.calls.Load(); n != 0 {
+		t.Errorf("refresh called %d times while another drain held the lock; want 0", n)
 	}
 }

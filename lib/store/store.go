@@ -68,10 +68,11 @@ type Store struct {
 	// before first use. New sets it to time.Now.
 	Now func() time.Time
 
-	// lockBusy, when set, is called (with the waiting caller's ctx) each
-	// time a caller finds another one holding the refresh lock. Tests use it
-	// to know that callers really overlap.
-	lockBusy func(ctx context.Context)
+	// lockBusy, when set, is called (with the waiting caller's ctx and how
+	// long it waits before looking again) each time a caller finds another
+	// one holding the refresh lock. Tests use it to know that callers really
+	// overlap, and how often a waiting caller looks.
+	lockBusy func(ctx context.Context, wait time.Duration)
 }
 
 // New returns a Store keeping everything under prefix (e.g. "stravahook:").

@@ -179,10 +179,11 @@ func (s *Store) refreshUnderLock(ctx context.Context, athleteID int64, usable fu
 		}
 
 		// Another caller is refreshing: wait for its result.
+		pause := wait/2 + rand.N(wait/2+1)
 		if s.lockBusy != nil {
-			s.lockBusy(ctx)
+			s.lockBusy(ctx, pause)
 		}
-		timer := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		timer := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
 			timer.Stop()

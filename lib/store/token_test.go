@@ -101,7 +101,7 @@ func overlap(want int, stores ...*Store) <-chan struct{} {
 		done = make(chan struct{})
 	)
 	for _, s := range stores {
-		s.lockBusy = func(ctx context.Context) {
+		s.lockBusy = func(ctx context.Context, _ time.Duration) {
 			mu.Lock()
 			defer mu.Unlock()
 			w := ctx.Value(waiterKey{})
@@ -357,7 +357,7 @@ func TestAccessTokenLockOfCrashedDrainExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	var once sync.Once
-	s.lockBusy = func(context.Context) {
+	s.lockBusy = func(context.Context, time.Duration) {
 		once.Do(func() { expireNow(t, r, s.refreshLockKey(1)) })
 	}
 	f := &fakeStrava{}
