@@ -37,6 +37,8 @@ func TestAccessTokenSaveFailingOnceIsRetried(t *testing.T) {
 	s := New(client, r.Prefix)
 	saveAthlete(t, s, expiredAthlete(1))
 	f := &fakeStrava{during: func() { client.armed.Store(true) }}
+	var pauses []time.Duration
+	s.sleep = func(d time.Duration) { pauses = append(pauses, d) }
 
 	tok, err := s.AccessToken(testCtx(t), 1, f.refresh)
 	if err != nil || tok != "access-1" {
@@ -50,6 +52,10 @@ func TestAccessTokenSaveFailingOnceIsRetried(t *testing.T) {
 	}
 	if n := f.calls.Load(); n != 1 {
 		t.Errorf("%d refreshes, want 1", n)
+	}
+	// A moment for a dropped connection to come back before trying again.
+	if len(pauses) != 1 || pauses[0] != 100*time.Millisecond {
+		t.Errorf("paused %v before the retry, want 100ms once", pauses)
 	}
 }
 

@@ -73,6 +73,10 @@ type Store struct {
 	// one holding the refresh lock. Tests use it to know that callers really
 	// overlap, and how often a waiting caller looks.
 	lockBusy func(ctx context.Context, wait time.Duration)
+
+	// sleep, when set, replaces time.Sleep for the pause between tries to
+	// save a refreshed token; tests record it instead of waiting.
+	sleep func(time.Duration)
 }
 
 // New returns a Store keeping everything under prefix (e.g. "stravahook:").

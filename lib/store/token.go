@@ -258,7 +258,12 @@ func (s *Store) refreshLocked(ctx context.Context, athleteID int64, usable func(
 		if err == nil || saveCtx.Err() != nil {
 			break
 		}
-		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+		pause := time.Duration(attempt+1) * 100 * time.Millisecond
+		if s.sleep != nil {
+			s.sleep(pause)
+		} else {
+			time.Sleep(pause)
+		}
 	}
 	if err != nil {
 		return "", fmt.Errorf("save refreshed token of %s in redis: %w", a, err)
