@@ -115,17 +115,20 @@ func TestFailureDescription(t *testing.T) {
 }
 
 // `notify test` to an endpoint nobody listens on: the operator reads the
-// transport's error, not an HTTP status.
+// transport's error, not an HTTP status, and not the URL's query.
 func TestPingOfAnUnreachableEndpointNamesTheError(t *testing.T) {
 	ep := newEndpoint(t)
 	url := ep.srv.URL
 	ep.srv.Close()
-	w := newWorld(t, url, testSecret)
+	w := newWorld(t, url+"?token=s3cret", testSecret)
 	got, err := w.n.Ping(context.Background())
 	if err != nil || len(got) != 1 {
 		t.Fatalf("Ping = %v, %v; want one result", got, err)
 	}
-	if got[0].Status != 0 || got[0].Err == nil || !strings.Contains(got[0].Err.Error(), "POST "+url) {
+	if got[0].Status != 0 || got[0].Err == nil || !strings.Contains(got[0].Err.Error(), "POST "+url+"?…: ") {
 		t.Errorf("result %+v, want no status and the POST's error", got[0])
+	}
+	if strings.Contains(got[0].Err.Error(), "s3cret") || strings.Contains(got[0].Err.Error(), "nil") {
+		t.Errorf("error %q shows the query or no cause", got[0].Err)
 	}
 }
