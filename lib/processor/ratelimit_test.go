@@ -161,3 +161,24 @@ func TestCallsInFlightStayWithinWhatIsLeftWhenAnswersAreSlow(t *testing.T) {
 		t.Errorf("summary %+v, want 5 kept and rate limited", sum)
 	}
 }
+
+// The tightest window decides, whichever it is: with the daily window
+// almost used up and the 15-minute one nearly empty, a drain sends only
+// what the day has left, none past it.
+func TestCallsInFlightStayWithinTheDailyWindowWhenItIsTheTightest(t *testing.T) {
+	e := newEnv(t)
+	e.connect(jane)
+	e.queueCreates(jane, 900, 10)
+	e.strava.setLimits(600, 30000)
+	rl := e.strava.RateLimit()
+	rl.UsageDaily = 30000 - 5
+	e.strava.SetRateLimit(rl)
+	e.strava.delay = 20 * time.Millisecond // every call overlaps the others
+	sum := e.drain(e.processor(Config{Concurrency: 8}))
+	if n, past := e.strava.totalGets(), e.strava.rejected(); n != 5 || past != 0 {
+		t.Errorf("%d GETs, %d past the limit; want 5, none past it", n, past)
+	}
+	if sum.Kept != 5 || !sum.RateLimited {
+		t.Errorf("summary %+v, want 5 kept and rate limited", sum)
+	}
+}
