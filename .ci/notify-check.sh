@@ -34,12 +34,17 @@ wait_for() {
 }
 
 go build -o "$work/stravahook" ./lib/cmd/stravahook
-cli() { env -u REDIS_URL -u KV_URL -u STRAVA_CLIENT_ID -u STRAVA_CLIENT_SECRET -u STRAVA_BASE_URL -u STRAVA_VERIFY_TOKEN \
-  -u STRAVA_SUBSCRIPTION_ID -u STRAVA_CALLBACK_SECRET -u CRON_SECRET "$work/stravahook" "$@"; }
+# The CLI without any of the user's settings. Background commands are started
+# with `env` itself behind the `&` (not the cli function), so that $! is the
+# command's own pid: a function behind `&` runs in a subshell, and killing
+# that subshell left serve and listen running after the script ended.
+clean_env=(-u REDIS_URL -u KV_URL -u STRAVA_CLIENT_ID -u STRAVA_CLIENT_SECRET -u STRAVA_BASE_URL -u STRAVA_VERIFY_TOKEN
+  -u STRAVA_SUBSCRIPTION_ID -u STRAVA_CALLBACK_SECRET -u CRON_SECRET)
+cli() { env "${clean_env[@]}" "$work/stravahook" "$@"; }
 
 NOTIFY_SECRET=$(cli notify secret)
 export NOTIFY_SECRET
-cli listen -addr 127.0.0.1:0 >"$work/listen" 2>&1 &
+env "${clean_env[@]}" "$work/stravahook" listen -addr 127.0.0.1:0 >"$work/listen" 2>&1 &
 pids+=($!)
 wait_for 30 "listen ready" grep -q 'listening on http://' "$work/listen"
 NOTIFY_URL=$(grep -o 'listening on http://[0-9.:]*' "$work/listen" | head -1 | sed 's/listening on //')/strava
@@ -51,7 +56,7 @@ grep -q ' ping msg_' "$work/listen" || fail "the ping was not printed as verifie
 if out=$(NOTIFY_SECRET=$(cli notify secret) cli notify test 2>&1); then fail "a ping with another secret was accepted: $out"; fi
 echo "$out" | grep -q '401 Unauthorized' || fail "a ping with another secret: $out"
 
-cli serve -sandbox -addr 127.0.0.1:0 -drain-every 1s >"$work/out" 2>"$work/err" &
+env "${clean_env[@]}" "$work/stravahook" serve -sandbox -addr 127.0.0.1:0 -drain-every 1s >"$work/out" 2>"$work/err" &
 pids+=($!)
 wait_for 30 "serve -sandbox ready" grep -q '^Try it' "$work/out"
 base=$(grep -o 'listening on http://[0-9.:]*' "$work/out" | head -1 | sed 's/listening on //')
