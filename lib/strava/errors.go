@@ -85,10 +85,7 @@ func newError(resp *http.Response, body []byte, secrets ...string) *Error {
 	}
 	if json.Unmarshal(body, &parsed) == nil {
 		e.Message = parsed.Message
-		if len(parsed.Errors) > maxErrorDetails {
-			parsed.Errors = parsed.Errors[:maxErrorDetails]
-		}
-		e.Errors = parsed.Errors
+		e.Errors = parsed.Errors[:min(len(parsed.Errors), maxErrorDetails)]
 	}
 	if e.Message == "" {
 		e.Message = http.StatusText(resp.StatusCode)
@@ -112,10 +109,7 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
 		const maxSecs = int64(7 * 24 * time.Hour / time.Second)
-		if secs <= 0 {
-			return 0
-		}
-		return time.Duration(min(secs, maxSecs)) * time.Second
+		return time.Duration(min(max(secs, 0), maxSecs)) * time.Second
 	}
 	if at, err := http.ParseTime(v); err == nil && at.After(now) {
 		return at.Sub(now)
@@ -127,11 +121,9 @@ func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	// Back up to a rune boundary so the result stays valid UTF-8.
-	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n] + "…"
+	// Drops the part of a rune the cut splits (and any other invalid
+	// bytes), so that the result is valid UTF-8.
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // IsNotFound reports whether err is Strava's 404: the object is gone, or
