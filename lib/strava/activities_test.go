@@ -20,8 +20,8 @@ func TestGetActivity(t *testing.T) {
 		testHeader(t, r, "Authorization", "Bearer "+testAccessToken)
 		testHeader(t, r, "User-Agent", DefaultUserAgent)
 		testHeader(t, r, "Accept", "application/json")
-		if r.URL.RawQuery != "" {
-			t.Errorf("query = %q, want none", r.URL.RawQuery)
+		if r.RequestURI != "/api/v3/activities/12312312312" {
+			t.Errorf("request URI = %q, want the path alone, without a query or a bare '?'", r.RequestURI)
 		}
 		answer(w, http.StatusOK, activityJSON)
 	})

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -253,6 +254,10 @@ func TestDoErrors(t *testing.T) {
 		{name: "503 empty", status: 503, body: "", wantMsg: "strava: 503 Service Unavailable", transient: true},
 		{name: "400 no details", status: 400, body: `{"message":"Bad Request"}`, wantMsg: "strava: 400 Bad Request"},
 		{name: "403 JSON without message", status: 403, body: `{}`, wantMsg: "strava: 403 Forbidden"},
+		{
+			name: "400 with an empty detail", status: 400, body: `{"message":"Bad Request","errors":[{},{"code":"invalid"}]}`,
+			wantMsg: "strava: 400 Bad Request (invalid)",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -573,5 +578,91 @@ func TestPredicatesSeeWrappedErrors(t *testing.T) {
 	}
 	if IsNotFound(errors.New("404")) || IsNotFound(nil) || IsRefreshRefused(nil) {
 		t.Error("predicates must be false for other errors")
+	}
+}
+
+func TestDoTakesEvery2xxAsSuccess(t *testing.T) {
+	tests := []struct {
+		status int
+		body   string
+		wantID int64
+		ok     bool
+	}{
+		{200, `{"id":134815}`, 134815, true},
+		{201, `{"id":134815}`, 134815, true},
+		{299, `{"id":134815}`, 134815, true},
+		{204, ``, 0, true}, // no body: nothing to decode, not an error
+		{300, `{"id":134815}`, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(strconv.Itoa(tt.status), func(t *testing.T) {
+			c, mux := setup(t)
+			mux.HandleFunc("/api/v3/athletes/134815", func(w http.ResponseWriter, r *http.Request) {
+				answer(w, tt.status, tt.body)
+			})
+			req, err := c.newRequest(context.Background(), http.MethodGet, "/api/v3/athletes/134815", nil, nil, testAccessToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got struct{ ID int64 }
+			resp, err := c.Do(context.Background(), req, &got)
+			var se *Error
+			if tt.ok && err != nil || !tt.ok && (!errors.As(err, &se) || se.StatusCode != tt.status) {
+				t.Fatalf("%d answer: err = %v, want success %v", tt.status, err, tt.ok)
+			}
+			if got.ID != tt.wantID || resp.StatusCode != tt.status {
+				t.Errorf("decoded id %d from a %d, want %d", got.ID, resp.StatusCode, tt.wantID)
+			}
+		})
+	}
+}
+
+func TestDoTakesAnAnswerOfExactlyTheLimit(t *testing.T) {
+	c, mux := setup(t)
+	const prefix, suffix = `{"id":1,"name":"`, `"}`
+	name := strings.Repeat("x", maxBodyBytes-len(prefix)-len(suffix))
+	mux.HandleFunc("/api/v3/activities/1", func(w http.ResponseWriter, r *http.Request) {
+		answer(w, http.StatusOK, prefix+name+suffix)
+	})
+	a, _, err := c.GetActivity(context.Background(), testAccessToken, 1)
+	if err != nil {
+		t.Fatalf("an answer of exactly %d bytes: %v", maxBodyBytes, err)
+	}
+	if len(a.Name) != len(name) {
+		t.Errorf("name of %d bytes, want %d", len(a.Name), len(name))
+	}
+}
+
+func TestErrorMessageOfExactlyTheBoundIsWhole(t *testing.T) {
+	c, mux := setup(t)
+	message := strings.Repeat("m", maxErrorMessage)
+	mux.HandleFunc("/api/v3/activities/1", func(w http.ResponseWriter, r *http.Request) {
+		answer(w, http.StatusBadRequest, `{"message":"`+message+`"}`)
+	})
+	_, _, err := c.GetActivity(context.Background(), testAccessToken, 1)
+	if want := "strava: 400 " + message; errString(err) != want {
+		t.Errorf("err = %q, want %q", errString(err), want)
+	}
+}
+
+func TestFormattingSaysWhichSecretsAreSet(t *testing.T) {
+	tests := []struct{ got, want string }{
+		{
+			Options{ClientID: testClientID, ClientSecret: testClientSecret}.String(),
+			`strava.Options{BaseURL: "", ClientID: "5", ClientSecret: [REDACTED]}`,
+		},
+		{
+			NewClient(Options{BaseURL: "https://strava.example", ClientID: testClientID}).String(),
+			`strava.Client{BaseURL: "https://strava.example", ClientID: "5", ClientSecret: ""}`,
+		},
+		{
+			Token{AccessToken: testAccessToken, ExpiresAt: time.Unix(1568775134, 0).UTC(), Scope: "read"}.String(),
+			`strava.Token{AccessToken: [REDACTED], RefreshToken: "", ExpiresAt: 2019-09-18T02:52:14Z, Scope: "read", Athlete: nil}`,
+		},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("got  %s\nwant %s", tt.got, tt.want)
+		}
 	}
 }
