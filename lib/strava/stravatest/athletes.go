@@ -26,10 +26,18 @@ func (s *Server) AddAthlete(a strava.Athlete) strava.Athlete {
 		a.ID = 134815 + s.seq*1000
 	}
 	a.ResourceState = 3
-	if _, ok := s.athletes[a.ID]; !ok {
-		s.athleteOrder = append(s.athleteOrder, a.ID)
+	*s.athleteLocked(a.ID) = athlete{profile: a}
+	return a
+}
+
+// athleteLocked is athleteID's record, added (unauthorized) when unknown.
+func (s *Server) athleteLocked(athleteID int64) *athlete {
+	a := s.athletes[athleteID]
+	if a == nil {
+		a = &athlete{profile: strava.Athlete{ID: athleteID, ResourceState: 3}}
+		s.athletes[athleteID] = a
+		s.athleteOrder = append(s.athleteOrder, athleteID)
 	}
-	s.athletes[a.ID] = &athlete{profile: a}
 	return a
 }
 
@@ -42,12 +50,7 @@ func (s *Server) IssueToken(athleteID int64, scope string) strava.Token {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.athletes[athleteID]
-	if a == nil {
-		a = &athlete{profile: strava.Athlete{ID: athleteID, ResourceState: 3}}
-		s.athletes[athleteID] = a
-		s.athleteOrder = append(s.athleteOrder, athleteID)
-	}
+	a := s.athleteLocked(athleteID)
 	a.authorized, a.scope = true, scope
 	return s.issueLocked(athleteID, scope)
 }
@@ -59,19 +62,6 @@ func (s *Server) issueLocked(athleteID int64, scope string) strava.Token {
 	s.access[tok.AccessToken] = g
 	s.refresh[tok.RefreshToken] = g
 	return tok
-}
-
-// ExpireAccessTokens makes every access token of athleteID expired, so the
-// next API call answers 401 and the client must refresh.
-func (s *Server) ExpireAccessTokens(athleteID int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for tok, g := range s.access {
-		if g.athlete == athleteID {
-			g.expiresAt = s.now().Add(-time.Second)
-			s.access[tok] = g
-		}
-	}
 }
 
 // Revoke ends athleteID's grant as if they removed the application in

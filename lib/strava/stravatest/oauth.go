@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/stravahook/stravahook/lib/strava"
@@ -215,9 +214,5 @@ func (s *Server) deauthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.pushInBackground(DeauthorizationEvent(g.athlete))
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		token = r.FormValue("access_token")
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"access_token": token})
+	writeJSON(w, http.StatusOK, map[string]string{"access_token": accessToken(r)})
 }

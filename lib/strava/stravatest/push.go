@@ -185,9 +185,6 @@ func (s *Server) Push(ctx context.Context, ev strava.Event) (PushResult, error) 
 		s.calls[RoutePush]++
 		s.mu.Unlock()
 	})
-	s.mu.Lock()
-	s.pushes = append(s.pushes, res)
-	s.mu.Unlock()
 	return res, ctx.Err()
 }
 
@@ -254,13 +251,6 @@ func (s *Server) pushInBackground(ev strava.Event) {
 		defer cancel()
 		_, _ = s.Push(ctx, ev)
 	}()
-}
-
-// Pushes are the results of every push so far, oldest first.
-func (s *Server) Pushes() []PushResult {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]PushResult(nil), s.pushes...)
 }
 
 // eventJSON is an event as Strava posts it: updates always present.

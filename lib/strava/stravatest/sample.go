@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
+
+	"github.com/twpayne/go-polyline"
 
 	"github.com/stravahook/stravahook/lib/strava"
 )
@@ -98,8 +101,8 @@ func sampleActivity(id, athleteID int64, sportName string, end time.Time) strava
 	}
 	if !sp.noMap {
 		route := loop(sp.center, distance, r)
-		a.Map.Polyline = encodePolyline(route)
-		a.Map.SummaryPolyline = encodePolyline(everyNth(route, 5))
+		a.Map.Polyline = string(polyline.EncodeCoords(route))
+		a.Map.SummaryPolyline = string(polyline.EncodeCoords(everyNth(route, 5)))
 		a.StartLatLng = []float64{round2(route[0][0]), round2(route[0][1])}
 		last := route[len(route)-1]
 		a.EndLatLng = []float64{round2(last[0]), round2(last[1])}
@@ -136,7 +139,7 @@ func round2(f float64) float64 { return math.Round(f*100) / 100 }
 
 // loop is a closed route of about distance meters around center: a wobbly
 // circle, one point every ~50 m.
-func loop(center [2]float64, distance float64, r *rand.Rand) [][2]float64 {
+func loop(center [2]float64, distance float64, r *rand.Rand) [][]float64 {
 	const metersPerDegLat = 111_320.0
 	radius := distance / (2 * math.Pi)
 	n := max(int(distance/50), 16)
@@ -144,12 +147,12 @@ func loop(center [2]float64, distance float64, r *rand.Rand) [][2]float64 {
 	wobble := 0.15 + 0.1*r.Float64()
 	lobes := float64(2 + r.IntN(3))
 	cosLat := math.Cos(center[0] * math.Pi / 180)
-	pts := make([][2]float64, 0, n+1)
+	pts := make([][]float64, 0, n+1)
 	for i := 0; i <= n; i++ {
 		t := 2 * math.Pi * float64(i) / float64(n)
 		rad := radius * (1 + wobble*math.Sin(lobes*t+phase))
 		dy, dx := rad*math.Sin(t+phase), rad*math.Cos(t+phase)
-		pts = append(pts, [2]float64{
+		pts = append(pts, []float64{
 			center[0] + dy/metersPerDegLat,
 			center[1] + dx/(metersPerDegLat*cosLat),
 		})
@@ -157,39 +160,13 @@ func loop(center [2]float64, distance float64, r *rand.Rand) [][2]float64 {
 	return pts
 }
 
-func everyNth(pts [][2]float64, n int) [][2]float64 {
-	var out [][2]float64
+func everyNth(pts [][]float64, n int) [][]float64 {
+	var out [][]float64
 	for i := 0; i < len(pts); i += n {
 		out = append(out, pts[i])
 	}
-	if last := pts[len(pts)-1]; out[len(out)-1] != last {
+	if last := pts[len(pts)-1]; !slices.Equal(out[len(out)-1], last) {
 		out = append(out, last)
 	}
 	return out
-}
-
-// encodePolyline is Google's encoded polyline format (precision 5), as
-// Strava's map.polyline and map.summary_polyline use it.
-func encodePolyline(pts [][2]float64) string {
-	var b []byte
-	var prevLat, prevLng int64
-	for _, p := range pts {
-		lat, lng := int64(math.Round(p[0]*1e5)), int64(math.Round(p[1]*1e5))
-		b = appendPolylineValue(b, lat-prevLat)
-		b = appendPolylineValue(b, lng-prevLng)
-		prevLat, prevLng = lat, lng
-	}
-	return string(b)
-}
-
-func appendPolylineValue(b []byte, v int64) []byte {
-	u := uint64(v) << 1
-	if v < 0 {
-		u = ^u
-	}
-	for u >= 0x20 {
-		b = append(b, byte((0x20|(u&0x1f))+63))
-		u >>= 5
-	}
-	return append(b, byte(u+63))
 }

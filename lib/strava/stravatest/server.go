@@ -27,7 +27,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -108,7 +107,6 @@ type Server struct {
 	wrap          func(w http.ResponseWriter, r *http.Request, next http.Handler)
 	autoApprove   int64
 	pushRetry     time.Duration
-	pushes        []PushResult
 	closed        bool
 }
 
@@ -139,7 +137,6 @@ type config struct {
 	now          func() time.Time
 	clientID     string
 	clientSecret string
-	listener     net.Listener
 }
 
 // WithClock makes the double read time from now (token expiry, rate-limit
@@ -151,9 +148,6 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 func WithApp(clientID, clientSecret string) Option {
 	return func(c *config) { c.clientID, c.clientSecret = clientID, clientSecret }
 }
-
-// WithListener serves on l instead of a fresh 127.0.0.1:0 listener.
-func WithListener(l net.Listener) Option { return func(c *config) { c.listener = l } }
 
 // NewServer starts a double on a free port of 127.0.0.1. Close it when
 // done.
@@ -179,14 +173,7 @@ func NewServer(opts ...Option) *Server {
 		// Strava gives a callback 2 s to answer.
 		pushC: &http.Client{Timeout: 2 * time.Second},
 	}
-	if c.listener != nil {
-		s.srv = httptest.NewUnstartedServer(s.Handler())
-		s.srv.Listener.Close()
-		s.srv.Listener = c.listener
-		s.srv.Start()
-	} else {
-		s.srv = httptest.NewServer(s.Handler())
-	}
+	s.srv = httptest.NewServer(s.Handler())
 	s.URL = s.srv.URL
 	return s
 }
@@ -458,13 +445,19 @@ func setRateHeaders(h http.Header, l strava.RateLimit) {
 	h.Set("X-ReadRateLimit-Usage", fmt.Sprintf("%d,%d", l.ReadUsage15, l.ReadUsageDaily))
 }
 
-// validAccessLocked is the grant of the request's bearer token, if valid
+// accessToken is the request's token: the bearer's, else the
+// access_token parameter.
+func accessToken(r *http.Request) string {
+	if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return token
+	}
+	return r.FormValue("access_token")
+}
+
+// validAccessLocked is the grant of the request's access token, if valid
 // now and its athlete still authorized.
 func (s *Server) validAccessLocked(r *http.Request) (grant, bool) {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		token = r.FormValue("access_token")
-	}
+	token := accessToken(r)
 	g, ok := s.access[token]
 	if !ok || token == "" || !s.now().Before(g.expiresAt) {
 		return grant{}, false
