@@ -24,9 +24,6 @@ func athleteAddCommand() command {
 			refreshToken := fs.String("refresh-token", "", "the athlete's OAuth refresh `token` (required)")
 			scope := fs.String("scope", "", "the scope the token was granted, if known (e.g. read,activity:read_all)")
 			return func(ctx context.Context, e env, args []string) error {
-				if err := noArgs(args); err != nil {
-					return err
-				}
 				if strings.TrimSpace(*refreshToken) == "" {
 					return &usageError{msg: "-refresh-token is required"}
 				}
@@ -65,7 +62,7 @@ func athleteListCommand() command {
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			asJSON := fs.Bool("json", false, "print one JSON object per line")
 			return func(ctx context.Context, e env, args []string) error {
-				return withAppNoArgs(ctx, e, args, func(a *app.App) error {
+				return withApp(ctx, e, func(a *app.App) error {
 					athletes, err := a.Store.Athletes(ctx)
 					if err != nil {
 						return err
@@ -153,9 +150,6 @@ func activitiesListCommand() command {
 			asJSON := fs.Bool("json", false, "print one JSON object per line")
 			asGeoJSON := fs.Bool("geojson", false, "print a GeoJSON FeatureCollection, as GET /api/activities?format=geojson answers")
 			return func(ctx context.Context, e env, args []string) error {
-				if err := noArgs(args); err != nil {
-					return err
-				}
 				if *athleteID <= 0 {
 					return &usageError{msg: "-athlete ID is required (a positive integer)"}
 				}

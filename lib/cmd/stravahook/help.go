@@ -127,9 +127,6 @@ func versionCommand() command {
 		summary: "the module version and VCS revision this binary was built from",
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			return func(ctx context.Context, e env, args []string) error {
-				if err := noArgs(args); err != nil {
-					return err
-				}
 				fmt.Fprintln(e.stdout, versionLine(debug.ReadBuildInfo()))
 				return nil
 			}

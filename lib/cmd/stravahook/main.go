@@ -63,7 +63,7 @@ type env struct {
 // command is one CLI command; path is its words ("queue status").
 type command struct {
 	path    string
-	args    string // usage after the flags, e.g. "ID"
+	args    string // usage after the flags, e.g. "ID"; "": the command takes no positional arguments
 	summary string
 	details func(io.Writer) // more for -h, after the summary
 	flags   func(fs *flag.FlagSet) func(ctx context.Context, e env, args []string) error
@@ -128,6 +128,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return &usageError{msg: err.Error(), usage: usage}
 	}
+	if found.args == "" && len(positional) > 0 {
+		return &usageError{msg: fmt.Sprintf("unexpected argument %q", positional[0]), usage: usage}
+	}
 	err = action(ctx, e, positional)
 	var u *usageError
 	if errors.As(err, &u) && u.usage == "" {
@@ -143,14 +146,6 @@ func printOverview(w io.Writer, cmds []command) {
 	writeCommandList(w, cmds)
 	fmt.Fprintln(w, "\nConfiguration comes from the environment: REDIS_URL (or KV_URL), STRAVA_CLIENT_ID,")
 	fmt.Fprintln(w, "STRAVA_CLIENT_SECRET, STRAVA_VERIFY_TOKEN, CRON_SECRET, STRAVA_BASE_URL, … (see README.md).")
-}
-
-// noArgs rejects stray positional arguments.
-func noArgs(args []string) error {
-	if len(args) > 0 {
-		return &usageError{msg: fmt.Sprintf("unexpected argument %q", args[0])}
-	}
-	return nil
 }
 
 // parseInterspersed parses flags before and after positional arguments

@@ -27,9 +27,6 @@ func notifySecretCommand() command {
 		summary: "print a fresh Standard Webhooks secret for NOTIFY_SECRET",
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			return func(ctx context.Context, e env, args []string) error {
-				if err := noArgs(args); err != nil {
-					return err
-				}
 				fmt.Fprintln(e.stdout, notify.NewSecret())
 				return nil
 			}
@@ -63,9 +60,6 @@ func notifyTestCommand() command {
 		summary: "send a signed ping to every NOTIFY_URL endpoint and print each answer",
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			return func(ctx context.Context, e env, args []string) error {
-				if err := noArgs(args); err != nil {
-					return err
-				}
 				n, err := notifierFromEnv(e)
 				if err != nil {
 					return err
@@ -107,7 +101,7 @@ func notifyRedriveCommand() command {
 		summary: "move dead notifications back to pending (and start endpoints stopped by 410 Gone again)",
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			return func(ctx context.Context, e env, args []string) error {
-				return withAppNoArgs(ctx, e, args, func(a *app.App) error {
+				return withApp(ctx, e, func(a *app.App) error {
 					if !a.Notifier.Enabled() {
 						return errors.New("NOTIFY_URL is not set: no endpoint to redrive notifications for")
 					}
@@ -130,7 +124,7 @@ func notifyStatusCommand() command {
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			asJSON := fs.Bool("json", false, "print one JSON object")
 			return func(ctx context.Context, e env, args []string) error {
-				return withAppNoArgs(ctx, e, args, func(a *app.App) error {
+				return withApp(ctx, e, func(a *app.App) error {
 					stats, err := a.Notifier.Stats(ctx)
 					if err != nil {
 						return err
@@ -177,9 +171,6 @@ func listenCommand() command {
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			addr := fs.String("addr", "127.0.0.1:3100", "`host:port` to listen on")
 			return func(ctx context.Context, e env, args []string) error {
-				if err := noArgs(args); err != nil {
-					return err
-				}
 				cfg, err := app.LoadConfig(e.getenv)
 				if err != nil {
 					return err

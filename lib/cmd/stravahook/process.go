@@ -17,9 +17,6 @@ func processCommand() command {
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			budget := fs.Duration("budget", processor.DefaultBudget, "how long the drain may claim and start work")
 			return func(ctx context.Context, e env, args []string) error {
-				if err := noArgs(args); err != nil {
-					return err
-				}
 				if *budget <= 0 {
 					return &usageError{msg: "-budget must be positive, e.g. 8s"}
 				}

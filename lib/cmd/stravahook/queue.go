@@ -19,7 +19,7 @@ func queueStatusCommand() command {
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			asJSON := fs.Bool("json", false, "print one JSON object")
 			return func(ctx context.Context, e env, args []string) error {
-				return withAppNoArgs(ctx, e, args, func(a *app.App) error {
+				return withApp(ctx, e, func(a *app.App) error {
 					s, err := a.Queue.Stats(ctx)
 					if err != nil {
 						return err
@@ -86,7 +86,7 @@ func queueRedriveCommand() command {
 		summary: "move every dead event back to ready",
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			return func(ctx context.Context, e env, args []string) error {
-				return withAppNoArgs(ctx, e, args, func(a *app.App) error {
+				return withApp(ctx, e, func(a *app.App) error {
 					before, err := a.Queue.Stats(ctx)
 					if err != nil {
 						return err

@@ -28,12 +28,3 @@ func withApp(ctx context.Context, e env, do func(a *app.App) error) error {
 	defer client.Close()
 	return do(app.New(cfg, client, slog.New(slog.NewJSONHandler(e.stderr, nil))))
 }
-
-// withAppNoArgs is withApp for a command that takes no positional
-// arguments: it refuses any before touching Redis.
-func withAppNoArgs(ctx context.Context, e env, args []string, do func(a *app.App) error) error {
-	if err := noArgs(args); err != nil {
-		return err
-	}
-	return withApp(ctx, e, do)
-}

@@ -35,9 +35,6 @@ func serveCommand() command {
 			drainEvery := fs.Duration("drain-every", 0, "drain the queue every `D`, as a cron would (0: never; 3s with -sandbox)")
 			staticDir := fs.String("static", "", "`folder` of the static pages served at / (default: the .static folder of the checkout holding the working directory)")
 			return func(ctx context.Context, e env, args []string) error {
-				if err := noArgs(args); err != nil {
-					return err
-				}
 				if *drainEvery < 0 {
 					return &usageError{msg: "-drain-every must not be negative"}
 				}

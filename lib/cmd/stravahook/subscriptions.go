@@ -33,9 +33,6 @@ func subscriptionCreateCommand() command {
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			callback := fs.String("callback-url", "", "the deployment's `URL` of /api/activity_update (required), e.g. https://your-app.vercel.app/api/activity_update")
 			return func(ctx context.Context, e env, args []string) error {
-				if err := noArgs(args); err != nil {
-					return err
-				}
 				u, err := url.Parse(*callback)
 				if *callback == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 					return &usageError{msg: "-callback-url must be an http(s) URL, e.g. https://your-app.vercel.app/api/activity_update"}
@@ -96,7 +93,7 @@ func subscriptionViewCommand() command {
 		summary: "show this application's subscription, as Strava has it",
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			return func(ctx context.Context, e env, args []string) error {
-				return withAppNoArgs(ctx, e, args, func(a *app.App) error {
+				return withApp(ctx, e, func(a *app.App) error {
 					if err := a.Config().NeedStravaApp(); err != nil {
 						return err
 					}
@@ -125,9 +122,6 @@ func subscriptionDeleteCommand() command {
 		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
 			id := fs.Int64("id", 0, "subscription `ID` (default: the one Strava lists)")
 			return func(ctx context.Context, e env, args []string) error {
-				if err := noArgs(args); err != nil {
-					return err
-				}
 				if *id < 0 {
 					return &usageError{msg: "-id must be a positive integer"}
 				}

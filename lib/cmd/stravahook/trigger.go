@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/stravahook/stravahook/lib/app"
-	"github.com/stravahook/stravahook/lib/rdb"
 	"github.com/stravahook/stravahook/lib/strava"
 	"github.com/stravahook/stravahook/lib/strava/stravatest"
 )
@@ -111,24 +109,18 @@ func (t trigger) throughSandbox(ctx context.Context) (bool, error) {
 		what = fmt.Sprintf("activity %d %q (%s, %.1f km) of athlete %d", res.Activity.ID, res.Activity.Name,
 			orDash(res.Activity.SportType, res.Activity.Type), res.Activity.Distance/1000, res.AthleteID)
 	}
-	fmt.Fprintf(t.e.stdout, "sandbox Strava: %s %s; pushed %s\n", pastTense(t.kind), what, pushOutcome(res.Push))
+	fmt.Fprintf(t.e.stdout, "sandbox Strava: %s %s; pushed %s\n", pastTense[t.kind], what, pushOutcome(res.Push))
 	if !res.Push.Delivered {
 		return true, errors.New("the callback did not accept the event")
 	}
 	return true, nil
 }
 
-func pastTense(kind string) string {
-	switch kind {
-	case stravatest.TriggerCreate:
-		return "created"
-	case stravatest.TriggerUpdate:
-		return "renamed"
-	case stravatest.TriggerDelete:
-		return "deleted"
-	default:
-		return "deauthorized"
-	}
+var pastTense = map[string]string{
+	stravatest.TriggerCreate:      "created",
+	stravatest.TriggerUpdate:      "renamed",
+	stravatest.TriggerDelete:      "deleted",
+	stravatest.TriggerDeauthorize: "deauthorized",
 }
 
 func pushOutcome(p stravatest.PushResult) string {
@@ -185,24 +177,16 @@ func (t trigger) direct(ctx context.Context) error {
 // subscriptionID is the id the callback expects: STRAVA_SUBSCRIPTION_ID,
 // else the one stored in Redis, else 1 (accepted while none is known).
 func (t trigger) subscriptionID(ctx context.Context) int64 {
-	cfg, err := app.LoadConfig(t.e.getenv)
-	if err != nil {
-		return 1
-	}
-	if cfg.SubscriptionID > 0 {
+	if cfg, err := app.LoadConfig(t.e.getenv); err == nil && cfg.SubscriptionID > 0 {
 		return cfg.SubscriptionID
 	}
-	if cfg.RedisURL == "" {
-		return 1
-	}
-	client, err := rdb.Connect(ctx, cfg.RedisURL)
-	if err != nil {
-		return 1
-	}
-	defer client.Close()
-	a := app.New(cfg, client, slog.New(slog.DiscardHandler))
-	if id, err := a.Store.SubscriptionID(ctx); err == nil && id > 0 {
-		return id
-	}
-	return 1
+	id := int64(1)
+	quiet := env{getenv: t.e.getenv, stdout: io.Discard, stderr: io.Discard}
+	_ = withApp(ctx, quiet, func(a *app.App) error {
+		if stored, err := a.Store.SubscriptionID(ctx); err == nil && stored > 0 {
+			id = stored
+		}
+		return nil
+	})
+	return id
 }
