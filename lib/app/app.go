@@ -190,11 +190,7 @@ func (c *subscriptionCache) Get(ctx context.Context) (int64, error) {
 // refresh reads the id, bounded by the intake's budget, in a goroutine of
 // its own: the caller that started it may stop waiting before it ends.
 func (c *subscriptionCache) refresh(ctx context.Context, done chan struct{}) {
-	budget := c.budget
-	if budget <= 0 {
-		budget = webhook.EnqueueTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, budget)
+	ctx, cancel := context.WithTimeout(ctx, c.budget)
 	defer cancel()
 	v, err := c.load(ctx)
 	c.mu.Lock()

@@ -111,12 +111,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if c.Scope == "" {
 		c.Scope = "read,activity:read_all"
 	}
-	if v := strings.TrimSpace(getenv("STRAVA_SUBSCRIPTION_ID")); v != "" {
-		id, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || id <= 0 {
-			return Config{}, fmt.Errorf("STRAVA_SUBSCRIPTION_ID must be a positive integer, got %q", v)
-		}
-		c.SubscriptionID = id
+	var err error
+	if c.SubscriptionID, err = positive(getenv, "STRAVA_SUBSCRIPTION_ID", "integer", parseInt64); err != nil {
+		return Config{}, err
 	}
 	if v := strings.TrimSpace(getenv("STRAVA_QUEUE_UPDATES")); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -135,30 +132,34 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if err := checkCallbackSecret(c.CallbackSecret); err != nil {
 		return Config{}, err
 	}
-	if v := strings.TrimSpace(getenv("STRAVAHOOK_DEAD_MAX_AGE")); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return Config{}, fmt.Errorf("STRAVAHOOK_DEAD_MAX_AGE must be a positive duration like 720h, got %q", v)
-		}
-		c.DeadMaxAge = d
+	if c.DeadMaxAge, err = positive(getenv, "STRAVAHOOK_DEAD_MAX_AGE", "duration like 720h", time.ParseDuration); err != nil {
+		return Config{}, err
 	}
-	if v := strings.TrimSpace(getenv("STRAVAHOOK_DEAD_MAX")); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return Config{}, fmt.Errorf("STRAVAHOOK_DEAD_MAX must be a positive integer, got %q", v)
-		}
-		c.DeadMaxLen = n
+	if c.DeadMaxLen, err = positive(getenv, "STRAVAHOOK_DEAD_MAX", "integer", strconv.Atoi); err != nil {
+		return Config{}, err
 	}
-	if v := strings.TrimSpace(getenv("STRAVAHOOK_HELD_MAX")); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return Config{}, fmt.Errorf("STRAVAHOOK_HELD_MAX must be a positive integer, got %q", v)
-		}
-		c.HeldMax = n
+	if c.HeldMax, err = positive(getenv, "STRAVAHOOK_HELD_MAX", "integer", strconv.Atoi); err != nil {
+		return Config{}, err
 	}
 	c.Trimmed = trimmed
 	return c, nil
 }
+
+// positive reads the variable name with parse: 0 when unset, an error
+// naming the variable and the kind of value wanted when not above 0.
+func positive[T int | int64 | time.Duration](getenv func(string) string, name, kind string, parse func(string) (T, error)) (T, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return 0, nil
+	}
+	n, err := parse(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s must be a positive %s, got %q", name, kind, v)
+	}
+	return n, nil
+}
+
+func parseInt64(v string) (int64, error) { return strconv.ParseInt(v, 10, 64) }
 
 // checkCallbackSecret refuses a callback secret too short to resist
 // guessing, or with characters that do not survive in a URL path segment.

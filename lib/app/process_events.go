@@ -38,12 +38,6 @@ type DrainReport struct {
 	processor.Summary
 }
 
-// Processor builds the drain with the given budget
-// (processor.DefaultBudget when 0).
-func (a *App) Processor(budget time.Duration) *processor.Processor {
-	return a.processor(processor.Config{Budget: budget}, TriggerCLI)
-}
-
 // processor is the one place drains are built; each logs its trigger.
 func (a *App) processor(cfg processor.Config, trigger DrainTrigger) *processor.Processor {
 	if cfg.Budget <= 0 {
