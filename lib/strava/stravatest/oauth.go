@@ -32,9 +32,12 @@ type authorizeRequest struct {
 	Athletes                            []strava.Athlete
 }
 
-// parseAuthorize checks an authorize request's parameters the way Strava
-// does and answers 400 itself when they are wrong.
-func (s *Server) parseAuthorize(w http.ResponseWriter, r *http.Request) (authorizeRequest, bool) {
+// beginAuthorize counts a call of /oauth/authorize and checks its
+// parameters the way Strava does, answering 400 itself when they are wrong.
+func (s *Server) beginAuthorize(w http.ResponseWriter, r *http.Request) (authorizeRequest, bool) {
+	if !s.begin(w, r, RouteAuthorize, false, 0) {
+		return authorizeRequest{}, false
+	}
 	q := authorizeRequest{
 		ClientID: r.FormValue("client_id"), RedirectURI: r.FormValue("redirect_uri"),
 		Scope: r.FormValue("scope"), State: r.FormValue("state"),
@@ -64,10 +67,7 @@ func (s *Server) parseAuthorize(w http.ResponseWriter, r *http.Request) (authori
 // authorizePage is Strava's consent page: it lists the double's athletes
 // to sign in as, and posts the decision back to /oauth/authorize.
 func (s *Server) authorizePage(w http.ResponseWriter, r *http.Request) {
-	if !s.begin(w, r, RouteAuthorize, false, 0) {
-		return
-	}
-	q, ok := s.parseAuthorize(w, r)
+	q, ok := s.beginAuthorize(w, r)
 	if !ok {
 		return
 	}
@@ -86,20 +86,12 @@ func (s *Server) authorizePage(w http.ResponseWriter, r *http.Request) {
 // authorizeDecision is the consent form's answer: back to the redirect
 // URI with a code and the granted scope, or with error=access_denied.
 func (s *Server) authorizeDecision(w http.ResponseWriter, r *http.Request) {
-	if !s.begin(w, r, RouteAuthorize, false, 0) {
-		return
-	}
-	q, ok := s.parseAuthorize(w, r)
+	q, ok := s.beginAuthorize(w, r)
 	if !ok {
 		return
 	}
 	if r.FormValue("decision") != "approve" {
-		back, _ := url.Parse(q.RedirectURI)
-		v := back.Query()
-		v.Set("state", q.State)
-		v.Set("error", "access_denied")
-		back.RawQuery = v.Encode()
-		http.Redirect(w, r, back.String(), http.StatusFound)
+		redirectBack(w, r, q, map[string]string{"error": "access_denied"})
 		return
 	}
 	athleteID, err := strconv.ParseInt(r.FormValue("athlete_id"), 10, 64)
@@ -123,11 +115,18 @@ func (s *Server) redirectApproved(w http.ResponseWriter, r *http.Request, q auth
 		writeError(w, http.StatusBadRequest, "Bad Request", "Athlete", "athlete_id", "invalid")
 		return
 	}
+	redirectBack(w, r, q, map[string]string{"code": code, "scope": q.Scope})
+}
+
+// redirectBack sends the browser back to the application's redirect URI
+// with the request's state and params.
+func redirectBack(w http.ResponseWriter, r *http.Request, q authorizeRequest, params map[string]string) {
 	back, _ := url.Parse(q.RedirectURI)
 	v := back.Query()
 	v.Set("state", q.State)
-	v.Set("code", code)
-	v.Set("scope", q.Scope)
+	for name, value := range params {
+		v.Set(name, value)
+	}
 	back.RawQuery = v.Encode()
 	http.Redirect(w, r, back.String(), http.StatusFound)
 }

@@ -23,9 +23,12 @@ const pushAttempts = 3
 
 // --- subscriptions ---
 
-// checkApp answers 401 itself unless the request carries the
-// application's client id and secret.
-func (s *Server) checkApp(w http.ResponseWriter, r *http.Request) bool {
+// beginApp is begin for a subscription call, which authenticates with the
+// application's client id and secret: it answers 401 itself without them.
+func (s *Server) beginApp(w http.ResponseWriter, r *http.Request, route Route) bool {
+	if !s.begin(w, r, route, true, 0) {
+		return false
+	}
 	if !s.appCredentialsOK(r) {
 		writeError(w, http.StatusUnauthorized, "Authorization Error", "Application", "client_id", "invalid")
 		return false
@@ -34,10 +37,7 @@ func (s *Server) checkApp(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
-	if !s.begin(w, r, RouteSubscriptionCreate, true, 0) {
-		return
-	}
-	if !s.checkApp(w, r) {
+	if !s.beginApp(w, r, RouteSubscriptionCreate) {
 		return
 	}
 	callback := r.FormValue("callback_url")
@@ -105,10 +105,7 @@ func (s *Server) validateCallback(ctx context.Context, callback, verifyToken str
 }
 
 func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) {
-	if !s.begin(w, r, RouteSubscriptionList, true, 0) {
-		return
-	}
-	if !s.checkApp(w, r) {
+	if !s.beginApp(w, r, RouteSubscriptionList) {
 		return
 	}
 	subs := []strava.Subscription{}
@@ -119,10 +116,7 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) {
-	if !s.begin(w, r, RouteSubscriptionDelete, true, 0) {
-		return
-	}
-	if !s.checkApp(w, r) {
+	if !s.beginApp(w, r, RouteSubscriptionDelete) {
 		return
 	}
 	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
