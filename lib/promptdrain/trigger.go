@@ -196,6 +196,12 @@ func (t *Trigger) Send(base string, waitForDrain bool) {
 		req.Header.Set(BypassHeader, t.cfg.BypassSecret)
 	}
 	req.Header.Set("User-Agent", "stravahook-prompt-drain")
+	url := redact(base) + Path
+	warnIfFailed := func(err error) {
+		if err != nil {
+			t.logger.Warn("prompt drain not started", "url", url, "error", err.Error())
+		}
+	}
 	// finished gets Do's error: an answer (nil) before WroteRequest means
 	// a transport that does not trace, or a very quick server.
 	finished := make(chan error, 1)
@@ -213,7 +219,7 @@ func (t *Trigger) Send(base string, waitForDrain bool) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			t.logger.Warn("prompt drain refused", "status", resp.StatusCode, "url", redact(base)+Path, "hint", hint(resp.StatusCode))
+			t.logger.Warn("prompt drain refused", "status", resp.StatusCode, "url", url, "hint", hint(resp.StatusCode))
 		}
 	}()
 	if waitForDrain {
@@ -222,9 +228,7 @@ func (t *Trigger) Send(base string, waitForDrain bool) {
 		})
 		select {
 		case err := <-finished:
-			if err != nil {
-				t.logger.Warn("prompt drain not started", "url", redact(base)+Path, "error", err.Error())
-			}
+			warnIfFailed(err)
 		case <-time.After(devWait):
 		}
 		return
@@ -233,16 +237,12 @@ func (t *Trigger) Send(base string, waitForDrain bool) {
 	defer timer.Stop()
 	select {
 	case err := <-written:
-		if err != nil {
-			t.logger.Warn("prompt drain not started", "url", redact(base)+Path, "error", err.Error())
-		}
+		warnIfFailed(err)
 	case err := <-finished:
-		if err != nil {
-			t.logger.Warn("prompt drain not started", "url", redact(base)+Path, "error", err.Error())
-		}
+		warnIfFailed(err)
 	case <-timer.C:
 		t.logger.Warn("prompt drain request not written within its budget; it may not start",
-			"url", redact(base)+Path, "budget_ms", SendBudget.Milliseconds(), "waited_ms", time.Since(start).Milliseconds())
+			"url", url, "budget_ms", SendBudget.Milliseconds(), "waited_ms", time.Since(start).Milliseconds())
 	}
 }
 
