@@ -89,41 +89,31 @@ func (r *Redis) KeysHolding(t testing.TB, needle string) []string {
 		if err != nil {
 			t.Fatalf("TYPE %s: %v", key, err)
 		}
-		var cmd rueidis.Completed
+		var content []string
 		switch kind {
 		case "string":
-			cmd = c.B().Get().Key(key).Build()
-		case "hash":
-			cmd = c.B().Hgetall().Key(key).Build()
-		case "zset":
-			cmd = c.B().Zrange().Key(key).Min("0").Max("-1").Build()
-		case "set":
-			cmd = c.B().Smembers().Key(key).Build()
-		case "list":
-			cmd = c.B().Lrange().Key(key).Start(0).Stop(-1).Build()
-		default:
-			continue // expired meanwhile ("none")
-		}
-		var content []string
-		switch res := c.Do(ctx, cmd); kind {
-		case "string":
-			v, err := res.ToString()
-			if err != nil && !rueidis.IsRedisNil(err) {
-				t.Fatalf("read %s: %v", key, err)
+			var v string
+			if v, err = c.Do(ctx, c.B().Get().Key(key).Build()).ToString(); rueidis.IsRedisNil(err) {
+				err = nil // expired meanwhile
 			}
 			content = []string{v}
 		case "hash":
-			fields, err := res.AsStrMap()
-			if err != nil {
-				t.Fatalf("read %s: %v", key, err)
-			}
+			var fields map[string]string
+			fields, err = c.Do(ctx, c.B().Hgetall().Key(key).Build()).AsStrMap()
 			for f, v := range fields {
 				content = append(content, f, v)
 			}
+		case "zset":
+			content, err = c.Do(ctx, c.B().Zrange().Key(key).Min("0").Max("-1").Build()).AsStrSlice()
+		case "set":
+			content, err = c.Do(ctx, c.B().Smembers().Key(key).Build()).AsStrSlice()
+		case "list":
+			content, err = c.Do(ctx, c.B().Lrange().Key(key).Start(0).Stop(-1).Build()).AsStrSlice()
 		default:
-			if content, err = res.AsStrSlice(); err != nil {
-				t.Fatalf("read %s: %v", key, err)
-			}
+			continue // expired meanwhile ("none")
+		}
+		if err != nil {
+			t.Fatalf("read %s: %v", key, err)
 		}
 		if strings.Contains(key, needle) || slices.ContainsFunc(content, func(v string) bool { return strings.Contains(v, needle) }) {
 			out = append(out, key)
