@@ -98,10 +98,8 @@ func decode(m queue.Message) (strava.Event, error) {
 // late and a delete (a create and a delete in the same second most likely
 // mean the activity is gone, and a needless fetch would only 404).
 func supersedes(ev, current strava.Event) bool {
-	if ev.EventTime != current.EventTime {
-		return ev.EventTime > current.EventTime
-	}
-	return ev.AspectType == strava.AspectDelete && current.AspectType != strava.AspectDelete
+	return ev.EventTime > current.EventTime || ev.EventTime == current.EventTime &&
+		ev.AspectType == strava.AspectDelete && current.AspectType != strava.AspectDelete
 }
 
 // kindOf is what the group's decider asks for (strava's table of event

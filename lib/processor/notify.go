@@ -128,9 +128,9 @@ func (d *drain) startDelivering(ctx context.Context) (finish func()) {
 	if !n.Enabled() {
 		return func() {}
 	}
-	d.delivering = n.Start(ctx, d.start.Add(d.p.cfg.Budget))
+	d.delivering = n.Start(ctx, d.deadline)
 	return func() {
-		last := d.start.Add(d.p.cfg.Budget)
+		last := d.deadline
 		if least := time.Now().Add(minDeliveryWindow); least.After(last) {
 			last = least
 		}

@@ -136,9 +136,10 @@ func (c Config) withDefaults() Config {
 	if c.BackoffBase <= 0 {
 		c.BackoffBase = DefaultBackoffBase
 	}
-	if c.KeepFor <= 0 || c.KeepFor > store.MaxKeep {
+	if c.KeepFor <= 0 {
 		c.KeepFor = store.MaxKeep
 	}
+	c.KeepFor = min(c.KeepFor, store.MaxKeep)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -216,7 +217,8 @@ type Summary struct {
 // an error when Redis fails it or ctx ends; the Summary is filled in
 // either way. Events it did not finish stay queued.
 func (p *Processor) Drain(ctx context.Context) (Summary, error) {
-	d := &drain{p: p, start: time.Now(), athletes: map[int64]*athleteEntry{}, quota: newQuota()}
+	start := time.Now()
+	d := &drain{p: p, start: start, deadline: start.Add(p.cfg.Budget), athletes: map[int64]*athleteEntry{}, quota: newQuota()}
 	if p.cfg.Notifier.Enabled() {
 		d.sum.Notifications = &notify.Summary{}
 	}
@@ -269,6 +271,8 @@ func (p *Processor) Drain(ctx context.Context) (Summary, error) {
 type drain struct {
 	p     *Processor
 	start time.Time
+	// deadline ends the budget: no claim and no work starts after it.
+	deadline time.Time
 
 	// limited is set the moment Strava says its rate limit is reached, so
 	// that no new call starts; limitUntil is the latest window end seen.
@@ -328,7 +332,7 @@ func (d *drain) summary() Summary {
 	return s
 }
 
-func (d *drain) budgetSpent() bool { return time.Since(d.start) >= d.p.cfg.Budget }
+func (d *drain) budgetSpent() bool { return !time.Now().Before(d.deadline) }
 
 func (d *drain) run(ctx context.Context) error {
 	for {
@@ -375,7 +379,7 @@ func (d *drain) idle(ctx context.Context) bool {
 	if d.p.cfg.Idle == nil {
 		return false
 	}
-	wait := min(d.p.cfg.Idle(ctx), d.p.cfg.Budget-time.Since(d.start))
+	wait := min(d.p.cfg.Idle(ctx), time.Until(d.deadline))
 	if wait <= 0 {
 		return false
 	}
@@ -477,13 +481,12 @@ func (d *drain) settle(ctx context.Context, token string, groups []*group) error
 	}
 	defer cancel()
 	var errs []error
-	if len(dropped) > 0 {
-		n, err := d.p.queue.Drop(actx, token, dropped...)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("drain: %w", err))
-		}
-		d.count(func(s *Summary) { s.Dropped += n })
+	// The queue's calls answer at once, without Redis, for no ids.
+	n, err := d.p.queue.Drop(actx, token, dropped...)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("drain: %w", err))
 	}
+	d.count(func(s *Summary) { s.Dropped += n })
 	for owner, ids := range held {
 		key, field := d.p.store.ReconnectGuard(owner)
 		res, err := d.p.queue.Hold(actx, token, HoldGroup(owner), queue.Guard{Key: key, Field: field}, ids...)
@@ -497,32 +500,25 @@ func (d *drain) settle(ctx context.Context, token string, groups []*group) error
 		}
 		d.count(func(s *Summary) { s.Held += res.Held; s.Dead += res.Buried })
 	}
-	if len(done) > 0 {
-		n, err := d.p.queue.Ack(actx, token, done...)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("drain: %w", err))
-		} else if n < len(done) {
-			d.p.logger.Warn("some done events were no longer leased by this drain; another drain may redo them",
-				"acked", n, "done", len(done))
-		}
+	if n, err := d.p.queue.Ack(actx, token, done...); err != nil {
+		errs = append(errs, fmt.Errorf("drain: %w", err))
+	} else if n < len(done) {
+		d.p.logger.Warn("some done events were no longer leased by this drain; another drain may redo them",
+			"acked", n, "done", len(done))
 	}
 	if interrupted {
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
-		return fmt.Errorf("drain interrupted: %w", context.Cause(ctx))
+		// run's next turn reports the interruption.
+		return errors.Join(errs...)
 	}
-	if len(back) > 0 {
-		visibleAt := d.p.cfg.Now()
-		if d.limited.Load() {
-			d.limitMu.Lock()
-			visibleAt = d.limitUntil
-			d.limitMu.Unlock()
-		}
-		if _, err := d.p.queue.Release(actx, token, visibleAt, back...); err != nil {
-			// They reappear when the lease ends; nothing is lost.
-			errs = append(errs, fmt.Errorf("drain: %w", err))
-		}
+	visibleAt := d.p.cfg.Now()
+	if d.limited.Load() {
+		d.limitMu.Lock()
+		visibleAt = d.limitUntil
+		d.limitMu.Unlock()
+	}
+	if _, err := d.p.queue.Release(actx, token, visibleAt, back...); err != nil {
+		// They reappear when the lease ends; nothing is lost.
+		errs = append(errs, fmt.Errorf("drain: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -532,8 +528,9 @@ func (d *drain) settle(ctx context.Context, token string, groups []*group) error
 func (d *drain) rateLimited(ctx context.Context, rl strava.RateLimit, retryAfter time.Duration) {
 	now := d.p.cfg.Now()
 	until := rl.ResetAt(now)
-	if retryAfter > 0 && now.Add(retryAfter).After(until) {
-		until = now.Add(retryAfter)
+	// ResetAt is after now, so a missing (0) Retry-After never wins.
+	if after := now.Add(retryAfter); after.After(until) {
+		until = after
 	}
 	first := !d.limited.Swap(true)
 	d.noteLimit(until)
@@ -610,12 +607,10 @@ func (d *drain) failMessage(ctx context.Context, m queue.Message, what, cause st
 // d = BackoffBase·2^(n-1), jittered within [d, 1.5·d] so that events failed
 // together do not come back together, and capped at MaxBackoff.
 func (d *drain) backoff(attempt int) time.Duration {
-	delay := MaxBackoff
-	if shift := attempt - 1; shift < 30 {
-		if b := d.p.cfg.BackoffBase << max(shift, 0); b > 0 && b < MaxBackoff {
-			delay = b
-		}
+	delay := min(d.p.cfg.BackoffBase, MaxBackoff)
+	for range attempt - 1 {
+		delay = min(2*delay, MaxBackoff)
 	}
 	// Jitter only lengthens the wait: no retry comes sooner than d.
-	return min(delay+rand.N(delay/2+1), MaxBackoff)
+	return min(time.Duration(float64(delay)*(1+rand.Float64()/2)), MaxBackoff)
 }

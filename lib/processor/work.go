@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -539,13 +540,16 @@ type quota struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
 	inFlight int
-	left     int  // calls left in the tightest window; -1 while unknown
+	// left is what the tightest window still allows (math.MaxInt while no
+	// answer gave a limit); a window used past its limit leaves less than
+	// nothing, which waits the same as nothing.
+	left     int
 	answered bool // some call came back: until then one call probes the quota
 	stopped  bool
 }
 
 func newQuota() *quota {
-	q := &quota{left: -1}
+	q := &quota{left: math.MaxInt}
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
@@ -555,7 +559,7 @@ func newQuota() *quota {
 func (q *quota) acquire() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for !q.stopped && q.inFlight > 0 && (!q.answered || q.left >= 0 && q.inFlight >= q.left) {
+	for !q.stopped && q.inFlight > 0 && (!q.answered || q.inFlight >= q.left) {
 		q.cond.Wait()
 	}
 	if q.stopped {
@@ -573,9 +577,7 @@ func (q *quota) release(rl strava.RateLimit) {
 	q.mu.Lock()
 	q.inFlight--
 	q.answered = true
-	if left := callsLeft(rl); left >= 0 && (q.left < 0 || left < q.left) {
-		q.left = left
-	}
+	q.left = min(q.left, callsLeft(rl))
 	q.mu.Unlock()
 	q.cond.Broadcast()
 }
@@ -587,16 +589,16 @@ func (q *quota) stop() {
 	q.cond.Broadcast()
 }
 
-// callsLeft is how many requests the tightest known window still allows;
-// -1 when the headers gave no limit.
+// callsLeft is how many requests the tightest known window still allows
+// (negative past a limit); math.MaxInt when the headers gave no limit.
 func callsLeft(rl strava.RateLimit) int {
-	left := -1
+	left := math.MaxInt
 	for _, w := range [][2]int{
 		{rl.Limit15, rl.Usage15}, {rl.LimitDaily, rl.UsageDaily},
 		{rl.ReadLimit15, rl.ReadUsage15}, {rl.ReadLimitDaily, rl.ReadUsageDaily},
 	} {
-		if limit, usage := w[0], w[1]; limit > 0 && (left < 0 || max(limit-usage, 0) < left) {
-			left = max(limit-usage, 0)
+		if limit, usage := w[0], w[1]; limit > 0 {
+			left = min(left, limit-usage)
 		}
 	}
 	return left
