@@ -1,14 +1,19 @@
 package processor
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/stravahook/stravahook/lib/logtest"
+	"github.com/stravahook/stravahook/lib/store"
 	"github.com/stravahook/stravahook/lib/strava"
 )
 
@@ -63,6 +68,60 @@ func TestReleasingMissedHeldEventsIsLoggedOnce(t *testing.T) {
 	if w := warnings(t, logs); len(w) != 0 {
 		t.Errorf("a release that worked logged %v", w)
 	}
+}
+
+// When the connect callback releases an athlete's held events while a drain
+// is looking at them (between its list of held groups and its own release),
+// the drain released nothing and says nothing about it: the events are the
+// callback's to report.
+func TestHeldEventsReleasedMeanwhileAreNotLoggedAsTheDrains(t *testing.T) {
+	e := newEnv(t)
+	e.save(stored(jane, "access-revoked", "refresh-revoked", e.clock.Now().Add(time.Hour)))
+	e.queueCreates(jane, 12, 3)
+	if sum := e.drain(e.processor(Config{})); sum.Held != 3 {
+		t.Fatalf("summary %+v, want Jane's 3 events held", sum)
+	}
+	access, refresh := e.strava.athlete(jane)
+	e.save(stored(jane, access, refresh, e.clock.Now().Add(time.Hour)))
+
+	// The drain reads the athlete it found a held group for: the callback
+	// releases the group just before that read.
+	callback := &beforeFirstRead{Client: e.cmds, command: "HGETALL", do: func() {
+		if n, err := e.queue.Unhold(context.Background(), HoldGroup(jane)); err != nil || n != 3 {
+			t.Errorf("the callback's release: %d events, %v; want 3", n, err)
+		}
+	}}
+	st := store.New(callback, e.redis.Prefix)
+	st.Now = e.clock.Now
+	logs := &logtest.Buffer{}
+	p := New(Config{Now: e.clock.Now}, e.queue, st, e.client, slog.New(slog.NewJSONHandler(logs, nil)))
+	if sum := e.drain(p); sum.Kept != 3 {
+		t.Fatalf("summary %+v, want Jane's 3 events kept", sum)
+	}
+	if !callback.done.Load() {
+		t.Fatal("the drain read no athlete: the race was not staged")
+	}
+	for _, l := range logs.Lines(t) {
+		if strings.Contains(fmt.Sprint(l["msg"]), "held events released") {
+			t.Errorf("the drain logged %v for a release it did not make", l)
+		}
+	}
+}
+
+// beforeFirstRead runs do once, before the first command named command
+// goes to Redis.
+type beforeFirstRead struct {
+	rueidis.Client
+	command string
+	do      func()
+	done    atomic.Bool
+}
+
+func (c *beforeFirstRead) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	if cmd.Commands()[0] == c.command && c.done.CompareAndSwap(false, true) {
+		c.do()
+	}
+	return c.Client.Do(ctx, cmd)
 }
 
 // A confirmed deauthorization is logged once at info (athlete, what was

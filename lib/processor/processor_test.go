@@ -34,8 +34,10 @@ func TestDrainCoalescesEventsPerActivity(t *testing.T) {
 		createdUpdated  = int64(1491968226)
 		sameSecondGone  = int64(1491968227)
 		deletedRecreate = int64(1491968228)
+		// Deleted, then created in the same second: gone all the same.
+		sameSecondDeleteFirst = int64(1491968229)
 	)
-	for _, id := range []int64{created, createdDeleted, createdTwice, createdUpdated, sameSecondGone, deletedRecreate} {
+	for _, id := range []int64{created, createdDeleted, createdTwice, createdUpdated, sameSecondGone, deletedRecreate, sameSecondDeleteFirst} {
 		e.strava.activity(id, jane)
 	}
 	e.keepBefore(deleted, jane)
@@ -53,11 +55,16 @@ func TestDrainCoalescesEventsPerActivity(t *testing.T) {
 		// Made private then public again ("Only You" without activity:read_all).
 		event(strava.AspectDelete, jane, deletedRecreate, 107),
 		event(strava.AspectCreate, jane, deletedRecreate, 108),
+		event(strava.AspectDelete, jane, sameSecondDeleteFirst, 109),
 	)
+	// Queued a moment later, so claimed after the delete (events queued at
+	// the same instant come in key order: create before delete).
+	e.clock.Advance(time.Millisecond)
+	e.enqueue(event(strava.AspectCreate, jane, sameSecondDeleteFirst, 109))
 
 	sum := e.drain(e.processor(Config{}))
 
-	for id, want := range map[int64]int{created: 1, createdDeleted: 0, createdTwice: 1, deleted: 0, createdUpdated: 1, sameSecondGone: 0, deletedRecreate: 1} {
+	for id, want := range map[int64]int{created: 1, createdDeleted: 0, createdTwice: 1, deleted: 0, createdUpdated: 1, sameSecondGone: 0, deletedRecreate: 1, sameSecondDeleteFirst: 0} {
 		if got := e.strava.calls(id); got != want {
 			t.Errorf("GET /activities/%d: %d calls, want %d", id, got, want)
 		}
@@ -65,13 +72,13 @@ func TestDrainCoalescesEventsPerActivity(t *testing.T) {
 	for _, id := range []int64{created, createdTwice, createdUpdated, deletedRecreate} {
 		e.wantKeptFromStrava(id, jane)
 	}
-	for _, id := range []int64{createdDeleted, deleted, sameSecondGone} {
+	for _, id := range []int64{createdDeleted, deleted, sameSecondGone, sameSecondDeleteFirst} {
 		e.wantNotKept(id)
 	}
 	if n := e.strava.refreshCalls(); n != 0 {
 		t.Errorf("%d token refreshes with a fresh token, want 0", n)
 	}
-	want := Summary{Claimed: 12, Fetched: 4, Kept: 4, Deleted: 3, Skipped: 5}
+	want := Summary{Claimed: 14, Fetched: 4, Kept: 4, Deleted: 4, Skipped: 6}
 	if got := withoutTimes(sum); got != want {
 		t.Errorf("summary = %+v, want %+v", got, want)
 	}
