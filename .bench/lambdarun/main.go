@@ -68,6 +68,7 @@ type options struct {
 	tlsCert, tlsKey        string
 	spacedN                int
 	spacing                time.Duration
+	extraEnv               []string
 }
 
 func parseFlags(args []string) (options, error) {
@@ -93,6 +94,13 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.tlsKey, "tls-key", "", "its key `file` (required)")
 	fs.IntVar(&o.spacedN, "spaced", 10, "invocations of the spaced create column, -spacing apart")
 	fs.DurationVar(&o.spacing, "spacing", 2100*time.Millisecond, "time between the spaced column's invocations (a prompt drain is triggered at most every 2 s per instance)")
+	fs.Func("env", "`KEY=VALUE` added to the functions' environment (repeatable), e.g. STRAVAHOOK_PROMPT_DRAIN=off", func(kv string) error {
+		if !strings.Contains(kv, "=") {
+			return errors.New("want KEY=VALUE")
+		}
+		o.extraEnv = append(o.extraEnv, kv)
+		return nil
+	})
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "longest wait for one answer")
 	fs.Float64Var(&o.coldTarget, "cold-target", 1.2, "cold start target, × the floor's")
 	fs.Float64Var(&o.warmExtraMS, "warm-target-ms", 0.5, "warm latency target, ms over the empty function's")
@@ -323,6 +331,7 @@ func run(args []string, stdout io.Writer, procs *children) error {
 		"STRAVA_VERIFY_TOKEN=" + o.verifyToken, "STRAVA_CLIENT_ID=4242", "STRAVA_CLIENT_SECRET=bench-client-secret",
 		"CRON_SECRET=bench-cron-secret-0123456789", "STRAVAHOOK_REDIS_PREFIX=bench:",
 	}
+	env = append(env, o.extraEnv...)
 	site, err := startDeployment(o.tlsCert, o.tlsKey)
 	if err != nil {
 		return err

@@ -53,6 +53,7 @@ type Option func(*options)
 type options struct {
 	promptBase   string
 	intakeBudget time.Duration
+	trigger      *promptdrain.Trigger
 }
 
 // WithPromptDrainBase makes the intake send its prompt-drain requests to
@@ -101,13 +102,28 @@ func New(cfg Config, redis rueidis.Client, logger *slog.Logger, opts ...Option) 
 	if o.promptBase != "" {
 		a.promptBase = o.promptBase
 	}
-	a.trigger = promptdrain.NewTrigger(promptdrain.TriggerConfig{
+	a.trigger = o.trigger
+	if a.trigger == nil {
+		a.trigger = newTrigger(cfg, a.promptBase, logger)
+	}
+	return a
+}
+
+// withTrigger gives the App a prompt-drain trigger built before it (see
+// Instance.Prepare, which preconnects it).
+func withTrigger(t *promptdrain.Trigger) Option {
+	return func(o *options) { o.trigger = t }
+}
+
+// newTrigger builds the intake's prompt-drain trigger; base is where
+// process_events lives (empty: the event's request tells).
+func newTrigger(cfg Config, base string, logger *slog.Logger) *promptdrain.Trigger {
+	return promptdrain.NewTrigger(promptdrain.TriggerConfig{
 		Secret:       cfg.CronSecret,
 		Off:          !cfg.PromptDrain,
-		BaseURL:      a.promptBase,
+		BaseURL:      base,
 		BypassSecret: cfg.BypassSecret,
 	}, logger)
-	return a
 }
 
 // Config returns the configuration the App was built with.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stravahook/stravahook/lib/promptdrain"
 	"github.com/stravahook/stravahook/lib/rdb"
 	"github.com/stravahook/stravahook/lib/respond"
 	"github.com/stravahook/stravahook/lib/webhook"
@@ -23,11 +24,13 @@ type Instance struct {
 	getenv func(string) string
 	logger *slog.Logger
 
-	mu         sync.Mutex
-	app        *App
-	fatal      error
-	connecting chan struct{} // closed when the connection attempt in flight ends
-	connectErr error         // that attempt's failure
+	mu          sync.Mutex
+	app         *App
+	fatal       error
+	trigger     *promptdrain.Trigger // the App's, built before it (Prepare preconnects it)
+	connecting  chan struct{}        // closed when the connection attempt in flight ends
+	connectErr  error                // that attempt's failure
+	redisURLVar string               // REDIS_URL or KV_URL, for errors
 }
 
 // connectTimeout bounds one attempt to reach Redis on a cold instance.
@@ -37,6 +40,19 @@ const connectTimeout = 3 * time.Second
 // plain function per request, so the instance's App has to live somewhere
 // between calls.
 var vercel = NewInstance(os.Getenv, slog.New(slog.NewJSONHandler(os.Stdout, nil)))
+
+// A Vercel function is an AWS Lambda function: its process runs only where
+// the Lambda runtime API's address is set (go-bridge serves through it).
+// There the instance starts connecting as the process starts, so that the
+// TLS handshake with Redis and the read of the subscription id overlap the
+// runtime's own start and the wait for the first request, instead of
+// following them. Tests and the CLI, which link this package too, connect
+// on first use.
+func init() {
+	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+		vercel.Prepare()
+	}
+}
 
 // Vercel returns this process's Instance.
 func Vercel() *Instance { return vercel }
@@ -49,34 +65,31 @@ func NewInstance(getenv func(string) string, logger *slog.Logger) *Instance {
 // ErrNoRedis says which variable to set.
 var ErrNoRedis = errors.New("neither REDIS_URL nor KV_URL is set: add Upstash for Redis to the Vercel project (it sets KV_URL) or set REDIS_URL to a rediss:// URL")
 
+// Prepare starts connecting to Redis without waiting, unless the instance
+// is connected or connecting already, or cannot connect (a missing or
+// malformed setting, reported by the first request); and it opens the
+// connection of the first prompt-drain trigger, which a cold instance's
+// first event would otherwise wait for.
+func (i *Instance) Prepare() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.start() != nil {
+		i.trigger.Preconnect()
+	}
+}
+
 // get returns the instance's App, connecting to Redis on first use. The
 // connection attempt runs on its own; a caller waits for it only until its
 // own context ends (the intake's budget, see Serve), so that a Redis that
 // stalls while we connect costs an event POST its 503, not seconds.
 func (i *Instance) get(ctx context.Context) (*App, error) {
 	i.mu.Lock()
-	if i.app != nil || i.fatal != nil {
-		defer i.mu.Unlock()
-		return i.app, i.fatal
-	}
-	cfg, err := LoadConfig(i.getenv)
-	if err != nil {
-		i.fatal = err
-		i.mu.Unlock()
-		return nil, err
-	}
-	if cfg.RedisURL == "" {
-		i.fatal = ErrNoRedis
-		i.mu.Unlock()
-		return nil, i.fatal
-	}
-	done := i.connecting
-	if done == nil {
-		done = make(chan struct{})
-		i.connecting = done
-		go i.connect(cfg, done)
-	}
+	done := i.start()
+	app, err := i.app, i.fatal
 	i.mu.Unlock()
+	if done == nil {
+		return app, err
+	}
 	select {
 	case <-done:
 		i.mu.Lock()
@@ -86,8 +99,34 @@ func (i *Instance) get(ctx context.Context) (*App, error) {
 		}
 		return nil, i.connectErr
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%s: not reachable yet: %w", cfg.RedisURLVar, context.Cause(ctx))
+		return nil, fmt.Errorf("%s: not reachable yet: %w", i.redisURLVar, context.Cause(ctx))
 	}
+}
+
+// start begins a connection attempt unless one is in flight, and returns
+// the channel that closes when it ends; nil when there is nothing to wait
+// for (connected, or a fatal setting). i.mu must be held.
+func (i *Instance) start() <-chan struct{} {
+	if i.app != nil || i.fatal != nil {
+		return nil
+	}
+	cfg, err := LoadConfig(i.getenv)
+	if err == nil && cfg.RedisURL == "" {
+		err = ErrNoRedis
+	}
+	if err != nil {
+		i.fatal = err
+		return nil
+	}
+	if i.trigger == nil {
+		i.trigger = newTrigger(cfg, cfg.PromptDrainBase(), i.logger)
+	}
+	if i.connecting == nil {
+		i.connecting = make(chan struct{})
+		i.redisURLVar = cfg.RedisURLVar
+		go i.connect(cfg, i.connecting)
+	}
+	return i.connecting
 }
 
 func (i *Instance) connect(cfg Config, done chan struct{}) {
@@ -95,14 +134,22 @@ func (i *Instance) connect(cfg Config, done chan struct{}) {
 	defer cancel()
 	client, err := rdb.Connect(ctx, cfg.RedisURL)
 	i.mu.Lock()
-	defer i.mu.Unlock()
+	var app *App
 	if err != nil {
 		i.connectErr = fmt.Errorf("%s: %w", cfg.RedisURLVar, err)
 	} else {
-		i.app, i.connectErr = New(cfg, client, i.logger), nil
+		app = New(cfg, client, i.logger, withTrigger(i.trigger))
+		i.app, i.connectErr = app, nil
 	}
 	i.connecting = nil
 	close(done)
+	i.mu.Unlock()
+	if app != nil {
+		// Most cold starts are for an event, whose check needs the
+		// subscription id: read it now rather than after the event arrives.
+		// (The cache keeps an error only briefly; the event retries it.)
+		_, _ = app.subscription.Get(ctx)
+	}
 }
 
 // Serve answers a request to the Vercel function whose route is pattern

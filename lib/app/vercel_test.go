@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stravahook/stravahook/lib/app"
 	"github.com/stravahook/stravahook/lib/queue"
@@ -74,5 +75,31 @@ func TestVercelFunctionServesItsRouteWhateverThePath(t *testing.T) {
 		if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != `{"hub.challenge":"c1"}` {
 			t.Errorf("GET %s: %d %q, want the validation answer", path, rec.Code, rec.Body)
 		}
+	}
+}
+
+// On Lambda the instance is prepared as the process starts: it connects
+// before the first request, which then finds the connection open.
+func TestPreparedInstanceConnectsBeforeTheFirstRequest(t *testing.T) {
+	r := rdbtest.New(t)
+	p := rdbtest.NewProxy(t, rdbtest.HostPort(t, r.URL))
+	env := map[string]string{"STRAVA_VERIFY_TOKEN": "t", "REDIS_URL": p.URL(), "STRAVAHOOK_REDIS_PREFIX": r.Prefix}
+	inst := app.NewInstance(func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
+	inst.Prepare()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Accepted() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("Prepare opened no connection to Redis within 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	rec := httptest.NewRecorder()
+	inst.Serve(rec, httptest.NewRequest("POST", "/api/activity_update",
+		strings.NewReader(`{"aspect_type":"create","event_time":1,"object_id":2,"object_type":"activity","owner_id":3,"subscription_id":4}`)), "/api/activity_update")
+	if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != `{"status":"queued"}` {
+		t.Fatalf("status = %d (%s), want 200 queued", rec.Code, rec.Body)
+	}
+	if n := p.Accepted(); n != 1 {
+		t.Fatalf("%d connections to Redis, want the one Prepare opened", n)
 	}
 }

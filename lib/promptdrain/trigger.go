@@ -21,11 +21,15 @@ package promptdrain
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -93,7 +97,11 @@ type TriggerConfig struct {
 	BypassSecret string
 	// Client sends the request (default: a client without keep-alive: a
 	// pooled connection may have died while the instance was frozen).
+	// Preconnect works with the default client only.
 	Client *http.Client
+	// RootCAs verifies BaseURL's certificate (default: the system's roots);
+	// for tests.
+	RootCAs *x509.CertPool
 	// Now is the clock of the per-instance bound (default time.Now).
 	Now func() time.Time
 }
@@ -107,17 +115,28 @@ type Trigger struct {
 	noted  sync.Once
 	// devNoted logs once that the intake waits under vercel dev.
 	devNoted sync.Once
+	// early is the connection Preconnect opened; nil when none.
+	early atomic.Pointer[earlyConn]
+	// dialTLS opens a TLS connection to the deployment; nil when Client
+	// was given (then Preconnect does nothing).
+	dialTLS func(ctx context.Context, network, addr string) (net.Conn, error)
 }
+
+// earlyConn is a connection to the deployment opened before it is needed.
+type earlyConn struct {
+	addr  string
+	ready chan struct{} // closed once dialed
+	conn  net.Conn      // nil when the dial failed
+	at    time.Time     // when the dial started
+}
+
+// earlyConnMaxAge is how old a preconnected connection may be when the
+// first trigger takes it: an instance frozen for longer may hold a
+// connection the other end has closed.
+const earlyConnMaxAge = 10 * time.Second
 
 // NewTrigger returns the instance's Trigger.
 func NewTrigger(cfg TriggerConfig, logger *slog.Logger) *Trigger {
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{Transport: &http.Transport{
-			Proxy:             http.ProxyFromEnvironment,
-			DisableKeepAlives: true,
-			ForceAttemptHTTP2: false,
-		}}
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -125,7 +144,70 @@ func NewTrigger(cfg TriggerConfig, logger *slog.Logger) *Trigger {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	return &Trigger{cfg: cfg, logger: logger}
+	t := &Trigger{cfg: cfg, logger: logger}
+	if t.cfg.Client == nil {
+		dialer := &tls.Dialer{NetDialer: &net.Dialer{}, Config: &tls.Config{RootCAs: cfg.RootCAs}}
+		t.dialTLS = dialer.DialContext
+		t.cfg.Client = &http.Client{Transport: &http.Transport{
+			Proxy:             http.ProxyFromEnvironment,
+			DisableKeepAlives: true,
+			ForceAttemptHTTP2: false,
+			DialTLSContext:    t.dialDeployment,
+		}}
+	}
+	return t
+}
+
+// Preconnect opens a connection to BaseURL (https) in the background, for
+// the instance's first trigger: a cold instance's first event then does not
+// wait for a TLS handshake with the deployment before it is answered. It
+// does nothing when triggers are off, without a configured https BaseURL,
+// or with a Client of the caller's.
+func (t *Trigger) Preconnect() {
+	u, err := url.Parse(t.cfg.BaseURL)
+	if t.cfg.Off || t.cfg.Secret == "" || t.dialTLS == nil || err != nil || u.Scheme != "https" {
+		return
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "443")
+	}
+	early := &earlyConn{addr: addr, ready: make(chan struct{}), at: t.cfg.Now()}
+	if !t.early.CompareAndSwap(nil, early) {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), SendBudget)
+		defer cancel()
+		early.conn, _ = t.dialTLS(ctx, "tcp", addr) // a failure is the first trigger's to report
+		close(early.ready)
+	}()
+}
+
+// dialDeployment is the transport's TLS dial: the first one to Preconnect's
+// address takes that connection (waiting for it if it is still being
+// opened) unless it is too old; the others dial anew.
+func (t *Trigger) dialDeployment(ctx context.Context, network, addr string) (net.Conn, error) {
+	if early := t.early.Load(); early != nil && early.addr == addr && t.early.CompareAndSwap(early, nil) {
+		select {
+		case <-early.ready:
+			if early.conn != nil && t.cfg.Now().Sub(early.at) < earlyConnMaxAge {
+				return early.conn, nil
+			}
+			if early.conn != nil {
+				early.conn.Close()
+			}
+		case <-ctx.Done():
+			go func() {
+				<-early.ready
+				if early.conn != nil {
+					early.conn.Close()
+				}
+			}()
+			return nil, ctx.Err()
+		}
+	}
+	return t.dialTLS(ctx, network, addr)
 }
 
 // EventQueued is the intake's hook, called once an event was newly queued

@@ -18,9 +18,11 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// Connect builds a client for rawURL and checks it with a PING, so that a
-// wrong URL or password fails here with a clear error instead of on the
-// first event.
+// Connect builds a client for rawURL. rueidis dials and says HELLO (with
+// the URL's password, and SELECT of its database) before it hands the client
+// over, so a wrong URL or password fails here with a clear error instead of
+// on the first event, without a command of our own: a cold function's
+// first event waits for no extra round trip. ctx bounds the wait.
 func Connect(ctx context.Context, rawURL string) (rueidis.Client, error) {
 	opt, err := Options(rawURL)
 	if err != nil {
@@ -30,17 +32,32 @@ func Connect(ctx context.Context, rawURL string) (rueidis.Client, error) {
 }
 
 func connect(ctx context.Context, rawURL string, opt rueidis.ClientOption) (rueidis.Client, error) {
-	client, err := rueidis.NewClient(opt)
-	if err != nil {
-		return nil, fmt.Errorf("connect to redis at %s: %w", Redact(rawURL), err)
+	type dialed struct {
+		client rueidis.Client
+		err    error
 	}
-	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := client.Do(pingCtx, client.B().Ping().Build()).Error(); err != nil {
-		client.Close()
-		return nil, fmt.Errorf("ping redis at %s: %w", Redact(rawURL), err)
+	done := make(chan dialed, 1)
+	go func() {
+		client, err := rueidis.NewClient(opt)
+		done <- dialed{client, err}
+	}()
+	select {
+	case d := <-done:
+		if d.err != nil {
+			if d.client != nil { // a single client is handed over even when its dial failed
+				d.client.Close()
+			}
+			return nil, fmt.Errorf("connect to redis at %s: %w", Redact(rawURL), d.err)
+		}
+		return d.client, nil
+	case <-ctx.Done():
+		go func() {
+			if d := <-done; d.client != nil {
+				d.client.Close()
+			}
+		}()
+		return nil, fmt.Errorf("connect to redis at %s: %w", Redact(rawURL), context.Cause(ctx))
 	}
-	return client, nil
 }
 
 // Options parses a redis://, rediss:// or unix:// URL into client options

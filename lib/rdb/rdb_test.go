@@ -2,11 +2,14 @@ package rdb_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alicebob/miniredis/v2"
 
 	"github.com/stravahook/stravahook/lib/rdb"
 	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
@@ -83,5 +86,47 @@ func TestMalformedURLErrorHidesPassword(t *testing.T) {
 				t.Errorf("the error for a malformed URL shows %q: %v", secret, err)
 			}
 		}
+	}
+}
+
+func TestConnectRefusesAWrongPassword(t *testing.T) {
+	m := miniredis.RunT(t)
+	m.RequireAuth("right-password")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if c, err := rdb.Connect(ctx, "redis://:wrong-password@"+m.Addr()); err == nil {
+		c.Close()
+		t.Fatal("Connect with a wrong password succeeded")
+	} else if strings.Contains(err.Error(), "wrong-password") {
+		t.Fatalf("the error shows the password: %v", err)
+	}
+	c, err := rdb.Connect(ctx, "redis://:right-password@"+m.Addr())
+	if err != nil {
+		t.Fatalf("Connect with the right password: %v", err)
+	}
+	c.Close()
+}
+
+func TestConnectToAStalledRedisEndsWithItsContext(t *testing.T) {
+	r := rdbtest.New(t)
+	p := rdbtest.NewProxy(t, rdbtest.HostPort(t, r.URL))
+	p.Stall() // the TCP connection opens; HELLO gets no answer
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		c, err := rdb.Connect(ctx, p.URL())
+		if err == nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Connect to a stalled Redis = %v, want the context's deadline", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Connect to a stalled Redis did not return after its context ended")
 	}
 }
