@@ -27,7 +27,7 @@ type Instance struct {
 	mu          sync.Mutex
 	app         *App
 	fatal       error
-	trigger     *promptdrain.Trigger // the App's, built before it (Prepare preconnects it)
+	trigger     *promptdrain.Trigger // the App's, built before it (see preconnectTrigger)
 	connecting  chan struct{}        // closed when the connection attempt in flight ends
 	connectErr  error                // that attempt's failure
 	redisURLVar string               // REDIS_URL or KV_URL, for errors
@@ -67,14 +67,22 @@ var ErrNoRedis = errors.New("neither REDIS_URL nor KV_URL is set: add Upstash fo
 
 // Prepare starts connecting to Redis without waiting, unless the instance
 // is connected or connecting already, or cannot connect (a missing or
-// malformed setting, reported by the first request); and it opens the
-// connection of the first prompt-drain trigger, which a cold instance's
-// first event would otherwise wait for.
+// malformed setting, reported by the first request).
 func (i *Instance) Prepare() {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if i.start() != nil {
-		i.trigger.Preconnect()
+	i.start()
+}
+
+// preconnectTrigger lets the prompt-drain trigger open its connection
+// while an event is being enqueued (promptdrain.Trigger.Preconnect).
+func (i *Instance) preconnectTrigger() {
+	i.mu.Lock()
+	i.start()
+	trigger := i.trigger
+	i.mu.Unlock()
+	if trigger != nil {
+		trigger.Preconnect()
 	}
 }
 
@@ -160,6 +168,9 @@ func (i *Instance) connect(cfg Config, done chan struct{}) {
 func (i *Instance) Serve(w http.ResponseWriter, r *http.Request, pattern string) {
 	getCtx := r.Context()
 	if pattern == intakePattern {
+		if r.Method == http.MethodPost {
+			i.preconnectTrigger()
+		}
 		// Strava waits 2 s: a cold instance's connection gets the intake's
 		// budget, not more.
 		var cancel context.CancelFunc

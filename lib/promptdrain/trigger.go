@@ -115,7 +115,8 @@ type Trigger struct {
 	noted  sync.Once
 	// devNoted logs once that the intake waits under vercel dev.
 	devNoted sync.Once
-	// early is the connection Preconnect opened; nil when none.
+	// early is the connection Preconnect opened, until a trigger takes it;
+	// nil when none.
 	early atomic.Pointer[earlyConn]
 	// dialTLS opens a TLS connection to the deployment; nil when Client
 	// was given (then Preconnect does nothing).
@@ -130,9 +131,9 @@ type earlyConn struct {
 	at    time.Time     // when the dial started
 }
 
-// earlyConnMaxAge is how old a preconnected connection may be when the
-// first trigger takes it: an instance frozen for longer may hold a
-// connection the other end has closed.
+// earlyConnMaxAge is how old a preconnected connection may be when a
+// trigger takes it: an instance frozen for longer may hold a connection
+// the other end has closed.
 const earlyConnMaxAge = 10 * time.Second
 
 // NewTrigger returns the instance's Trigger.
@@ -159,13 +160,16 @@ func NewTrigger(cfg TriggerConfig, logger *slog.Logger) *Trigger {
 }
 
 // Preconnect opens a connection to BaseURL (https) in the background, for
-// the instance's first trigger: a cold instance's first event then does not
-// wait for a TLS handshake with the deployment before it is answered. It
-// does nothing when triggers are off, without a configured https BaseURL,
-// or with a Client of the caller's.
+// the trigger an event about to be queued may send: the intake calls it as
+// the event arrives, so that the TLS handshake with the deployment overlaps
+// the event's enqueue instead of following it. It does nothing when no
+// trigger could be sent now (off, within Interval of the last one, a
+// connection already waiting), without a configured https BaseURL, or with
+// a Client of the caller's. A connection no trigger takes is closed after
+// earlyConnMaxAge.
 func (t *Trigger) Preconnect() {
 	u, err := url.Parse(t.cfg.BaseURL)
-	if t.cfg.Off || t.cfg.Secret == "" || t.dialTLS == nil || err != nil || u.Scheme != "https" {
+	if t.cfg.Off || t.cfg.Secret == "" || t.dialTLS == nil || err != nil || u.Scheme != "https" || !t.slotFree() {
 		return
 	}
 	addr := u.Host
@@ -179,8 +183,13 @@ func (t *Trigger) Preconnect() {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), SendBudget)
 		defer cancel()
-		early.conn, _ = t.dialTLS(ctx, "tcp", addr) // a failure is the first trigger's to report
+		early.conn, _ = t.dialTLS(ctx, "tcp", addr) // a failure is the trigger's to report
 		close(early.ready)
+		time.AfterFunc(earlyConnMaxAge, func() {
+			if t.early.CompareAndSwap(early, nil) && early.conn != nil {
+				early.conn.Close()
+			}
+		})
 	}()
 }
 
@@ -247,6 +256,12 @@ func (t *Trigger) claimSlot() bool {
 		return false
 	}
 	return t.last.CompareAndSwap(last, now)
+}
+
+// slotFree says whether claimSlot would succeed now.
+func (t *Trigger) slotFree() bool {
+	last := t.last.Load()
+	return last == 0 || t.cfg.Now().UnixNano()-last >= int64(Interval)
 }
 
 // Send asks the deployment at base for a prompt drain: it returns once the
