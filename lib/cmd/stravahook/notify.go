@@ -78,7 +78,7 @@ func notifyTestCommand() command {
 						if r.Status < 200 || r.Status > 299 {
 							failed++
 						}
-						answer := strings.Join(strings.Fields(r.Answer), " ")
+						answer := oneLine(r.Answer)
 						fmt.Fprintf(e.stdout, "%s: %d %s (webhook-id %s)", r.Endpoint, r.Status, http.StatusText(r.Status), r.ID)
 						if answer != "" {
 							fmt.Fprintf(e.stdout, ": %s", answer)

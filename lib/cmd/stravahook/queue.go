@@ -49,7 +49,7 @@ func queueStatusCommand() command {
 							// Notifications are per endpoint (notify status).
 							Notifications []notify.EndpointStats `json:"notifications,omitempty"`
 						}{s.Ready, s.Delayed, s.Leased, s.Held, s.Dead, s.OldestReadySeconds, dead, last, notifications}
-						if out.RecentDead == nil || len(dead) == 0 {
+						if len(dead) == 0 {
 							out.RecentDead = []any{}
 						}
 						return json.NewEncoder(e.stdout).Encode(out)

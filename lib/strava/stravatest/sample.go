@@ -1,6 +1,7 @@
 package stravatest
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -34,6 +35,7 @@ func (s *Server) AddSampleData() strava.Athlete {
 // sport is what a made-up activity of one sport type looks like.
 type sport struct {
 	typ, sportType string
+	noun           string // in the activity's name, when not typ
 	minKm, maxKm   float64
 	speed          float64 // m/s, moving
 	climbPerKm     float64 // m
@@ -44,11 +46,11 @@ type sport struct {
 var sports = []sport{
 	{typ: "Run", sportType: "Run", minKm: 5, maxKm: 14, speed: 3.1, climbPerKm: 8, center: [2]float64{37.7694, -122.4862}},
 	{typ: "Ride", sportType: "Ride", minKm: 25, maxKm: 70, speed: 7.2, climbPerKm: 10, center: [2]float64{37.8324, -122.4795}},
-	{typ: "Ride", sportType: "MountainBikeRide", minKm: 15, maxKm: 35, speed: 5.1, climbPerKm: 25, center: [2]float64{37.83, -122.26}},
+	{typ: "Ride", sportType: "MountainBikeRide", noun: "Mountain Bike Ride", minKm: 15, maxKm: 35, speed: 5.1, climbPerKm: 25, center: [2]float64{37.83, -122.26}},
 	{typ: "Walk", sportType: "Walk", minKm: 2, maxKm: 6, speed: 1.4, climbPerKm: 5, center: [2]float64{37.8024, -122.4058}},
 	{typ: "Hike", sportType: "Hike", minKm: 6, maxKm: 16, speed: 1.1, climbPerKm: 60, center: [2]float64{37.9235, -122.5965}},
 	{typ: "Swim", sportType: "Swim", minKm: 1.5, maxKm: 3.5, speed: 0.8, noMap: true},
-	{typ: "VirtualRide", sportType: "VirtualRide", minKm: 20, maxKm: 45, speed: 8.3, climbPerKm: 12, noMap: true, trainer: true},
+	{typ: "VirtualRide", sportType: "VirtualRide", noun: "Zwift Ride", minKm: 20, maxKm: 45, speed: 8.3, climbPerKm: 12, noMap: true, trainer: true},
 }
 
 func sportNamed(name string, r *rand.Rand) sport {
@@ -79,7 +81,7 @@ func sampleActivity(id, athleteID int64, sportName string, end time.Time) strava
 		ExternalID:         fmt.Sprintf("garmin_push_%d", id),
 		UploadID:           id + 987654321,
 		Athlete:            strava.MetaAthlete{ID: athleteID, ResourceState: 1},
-		Name:               dayPart(local.Hour()) + " " + activityNoun(sp),
+		Name:               dayPart(local.Hour()) + " " + cmp.Or(sp.noun, sp.typ),
 		Distance:           distance,
 		MovingTime:         moving,
 		ElapsedTime:        elapsed,
@@ -123,16 +125,6 @@ func dayPart(hour int) string {
 	default:
 		return "Evening"
 	}
-}
-
-func activityNoun(sp sport) string {
-	switch sp.sportType {
-	case "MountainBikeRide":
-		return "Mountain Bike Ride"
-	case "VirtualRide":
-		return "Zwift Ride"
-	}
-	return sp.typ
 }
 
 func round2(f float64) float64 { return math.Round(f*100) / 100 }

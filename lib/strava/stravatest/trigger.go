@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"time"
@@ -154,10 +155,7 @@ func (s *Server) stateHandler(w http.ResponseWriter, r *http.Request) {
 		out.Subscription = &sub
 	}
 	s.mu.Lock()
-	out.Calls = make(map[Route]int, len(s.calls))
-	for k, v := range s.calls {
-		out.Calls[k] = v
-	}
+	out.Calls = maps.Clone(s.calls)
 	s.mu.Unlock()
 	out.RateLimit = s.RateLimit()
 	writeJSON(w, http.StatusOK, out)
