@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +54,31 @@ func (c *countingClient) count() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n
+}
+
+// cuttable is a Redis client that loses Redis when cut is set: from then
+// on each command fails at once without reaching the server, as over a
+// connection just lost.
+type cuttable struct {
+	rueidis.Client
+	cut atomic.Bool
+}
+
+func (c *cuttable) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	return c.Client.Do(c.lost(ctx), cmd)
+}
+
+func (c *cuttable) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
+	return c.Client.DoMulti(c.lost(ctx), cmds...)
+}
+
+func (c *cuttable) lost(ctx context.Context) context.Context {
+	if !c.cut.Load() {
+		return ctx
+	}
+	dead, cancel := context.WithCancel(ctx)
+	cancel()
+	return dead
 }
 
 // env is one test's world: Redis (real with STRAVAHOOK_TEST_REDIS_URL, else miniredis),

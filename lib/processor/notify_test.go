@@ -15,7 +15,6 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/stravahook/stravahook/lib/notify"
-	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
 	"github.com/stravahook/stravahook/lib/strava"
 )
 
@@ -220,13 +219,12 @@ func TestNoValidSecretKeepsNotificationsAndSaysWhy(t *testing.T) {
 // out. Nothing is acked without its notification.
 func TestNotificationsNotStoredMeansEventsNotAcked(t *testing.T) {
 	e, rcv := oneCreateAndReceiver(t)
-	proxy := rdbtest.NewProxy(t, rdbtest.HostPort(t, e.redis.URL))
-	viaProxy := rdbtest.Dial(t, proxy.URL())
-	proxy.Cut()
+	lost := &cuttable{Client: e.cmds}
+	lost.cut.Store(true)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	sum, err := e.processor(Config{Notifier: e.notifier(rcv.srv.URL, testNotifySecret, viaProxy)}).Drain(ctx)
+	sum, err := e.processor(Config{Notifier: e.notifier(rcv.srv.URL, testNotifySecret, lost)}).Drain(ctx)
 	if err == nil || sum.Kept != 1 {
 		t.Fatalf("Drain = %+v, %v; want the activity kept and an error", sum, err)
 	}
@@ -234,7 +232,6 @@ func TestNotificationsNotStoredMeansEventsNotAcked(t *testing.T) {
 		t.Fatalf("queue %+v, want the event still leased", s)
 	}
 
-	proxy.Restore()
 	e.clock.Advance(DefaultLease + time.Second)
 	sum = e.drain(e.processor(Config{Notifier: e.notifier(rcv.srv.URL, testNotifySecret, nil)}))
 	if sum.Notifications.Delivered != 1 {

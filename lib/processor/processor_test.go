@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/stravahook/stravahook/lib/queue"
-	"github.com/stravahook/stravahook/lib/rdb/rdbtest"
 	"github.com/stravahook/stravahook/lib/store"
 	"github.com/stravahook/stravahook/lib/strava"
 )
@@ -723,12 +722,14 @@ func TestSpentBudgetHandsUnstartedEventsBack(t *testing.T) {
 	e := newEnv(t)
 	e.connect(jane)
 	e.queueCreates(jane, 50, 5)
-	// The first call outlasts the budget. The budget is long enough for
-	// that call to start on a loaded machine under -race (50 ms was not
-	// always: no call, nothing kept).
-	e.strava.delay = 2 * time.Second
+	// The first call outlasts the budget: it starts after the drain did
+	// and lasts the whole budget. The budget is long enough for that call
+	// to start on a loaded machine under -race (50 ms was not always: no
+	// call, nothing kept).
+	const budget = time.Second
+	e.strava.delay = budget
 
-	sum := e.drain(e.processor(Config{Budget: time.Second, Concurrency: 1}))
+	sum := e.drain(e.processor(Config{Budget: budget, Concurrency: 1}))
 
 	if sum.Kept != 1 || e.strava.totalGets() != 1 {
 		t.Errorf("summary %+v after %d GETs, want 1 kept", sum, e.strava.totalGets())
@@ -789,10 +790,9 @@ func TestRateLimitedTokenRefreshStopsTheDrain(t *testing.T) {
 
 func TestRedisLostMidDrainLosesNothing(t *testing.T) {
 	e := newEnv(t)
-	proxy := rdbtest.NewProxy(t, rdbtest.HostPort(t, e.redis.URL))
-	viaProxy := rdbtest.Dial(t, proxy.URL())
-	cutQueue := queue.New(viaProxy, e.redis.Prefix+"queue:", queue.WithClock(e.clock.Now))
-	cutStore := store.New(viaProxy, e.redis.Prefix)
+	redis := &cuttable{Client: e.cmds}
+	cutQueue := queue.New(redis, e.redis.Prefix+"queue:", queue.WithClock(e.clock.Now))
+	cutStore := store.New(redis, e.redis.Prefix)
 	cutStore.Now = e.clock.Now
 
 	e.connect(jane)
@@ -806,7 +806,7 @@ func TestRedisLostMidDrainLosesNothing(t *testing.T) {
 		done <- err
 	}()
 	e.strava.waitBlocked(t, 5)
-	proxy.Cut() // Redis goes away while Strava answers
+	redis.cut.Store(true) // Redis goes away while Strava answers
 	closeOnce(e.strava)
 	select {
 	case err := <-done:
