@@ -162,7 +162,7 @@ func IsRefreshRefused(err error) bool {
 // client id or secret, e.g. {"resource":"Application","field":"client_secret","code":"invalid"}.
 func IsAppCredentialsRejected(err error) bool {
 	var e *Error
-	if !errors.As(err, &e) || e.StatusCode < 400 || e.StatusCode > 499 {
+	if !errors.As(err, &e) || e.StatusCode/100 != 4 {
 		return false
 	}
 	for _, d := range e.Errors {
@@ -263,8 +263,7 @@ func scrub(err error, secrets ...string) error {
 }
 
 func withoutQuery(raw string) string {
-	if i := strings.IndexAny(raw, "?#"); i >= 0 {
-		return raw[:i]
-	}
+	raw, _, _ = strings.Cut(raw, "#")
+	raw, _, _ = strings.Cut(raw, "?")
 	return raw
 }
