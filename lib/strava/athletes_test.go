@@ -50,3 +50,21 @@ func TestGetAuthenticatedAthleteUnauthorized(t *testing.T) {
 	}
 	testNoSecrets(t, err)
 }
+
+func TestAthleteNameGreetsByWhatTheAthleteShares(t *testing.T) {
+	tests := []struct {
+		athlete Athlete
+		want    string
+	}{
+		{Athlete{ID: 134815, Username: "marianne_t", FirstName: "Marianne", LastName: "Teutenberg"}, "Marianne Teutenberg"},
+		{Athlete{ID: 134815, Username: "marianne_t", FirstName: "Marianne"}, "Marianne"},
+		{Athlete{ID: 134815, Username: "marianne_t", LastName: "Teutenberg"}, "Teutenberg"},
+		{Athlete{ID: 134815, Username: "marianne_t"}, "marianne_t"},
+		{Athlete{ID: 134815}, "athlete 134815"},
+	}
+	for _, tt := range tests {
+		if got := tt.athlete.Name(); got != tt.want {
+			t.Errorf("%+v.Name() = %q, want %q", tt.athlete, got, tt.want)
+		}
+	}
+}

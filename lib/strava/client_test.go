@@ -666,3 +666,20 @@ func TestFormattingSaysWhichSecretsAreSet(t *testing.T) {
 		}
 	}
 }
+
+// A secret as short as redaction takes, with characters that travel
+// escaped: Strava (or a proxy) echoing the query back shows neither form.
+func TestShortSecretIsRedactedInBothForms(t *testing.T) {
+	const secret = "a/b+c=" // minSecretLen bytes; escaped "a%2Fb%2Bc%3D"
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/v3/push_subscriptions", func(w http.ResponseWriter, r *http.Request) {
+		answer(w, http.StatusUnauthorized, fmt.Sprintf(`{"message":%q}`, r.URL.RawQuery+" "+r.URL.Query().Get("client_secret")))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	c := NewClient(Options{BaseURL: srv.URL, ClientID: testClientID, ClientSecret: secret})
+	_, err := c.ListSubscriptions(context.Background())
+	if want := "strava: 401 client_id=5&client_secret=[REDACTED] [REDACTED]"; errString(err) != want {
+		t.Errorf("err = %q, want %q", errString(err), want)
+	}
+}

@@ -192,6 +192,24 @@ func TestDecodeEventRejects(t *testing.T) {
 	}
 }
 
+// The message is what a 400 answer's body tells whoever sent the event.
+func TestDecodeEventErrorMessages(t *testing.T) {
+	valid := `{"aspect_type":"create","event_time":1522986611,"object_id":1491968222,"object_type":"activity","owner_id":28004310,"subscription_id":122449}`
+	tests := []struct{ body, want string }{
+		{strings.Replace(valid, `"activity"`, `"club"`, 1), "invalid event: object_type must be one of [activity athlete]"},
+		{`{"object_id":0}`, "invalid event: object_type is missing"},
+		{`[1]`, "invalid event: malformed JSON: the body must be a JSON object"},
+		{`{"updates":"title"}`, "invalid event: malformed JSON: updates has the wrong type"},
+		{valid + "x", "invalid event: malformed JSON: trailing data after the object"},
+		{`{"object_type":`, "invalid event: malformed JSON: syntax error at byte 15"},
+	}
+	for _, tt := range tests {
+		if _, err := DecodeEvent([]byte(tt.body)); errString(err) != tt.want {
+			t.Errorf("DecodeEvent(%s): err = %q, want %q", tt.body, errString(err), tt.want)
+		}
+	}
+}
+
 func TestEventKey(t *testing.T) {
 	a, err := DecodeEvent([]byte(readTestdata(t, "events/create.json")))
 	if err != nil {

@@ -175,7 +175,7 @@ func (c *Client) oauthFailure(ctx context.Context, op string, err error, rec *fa
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil {
 		e := newError(re.Response, re.Body, secrets...)
-		if e.StatusCode >= 200 && e.StatusCode <= 299 && re.ErrorCode != "" {
+		if e.StatusCode/100 == 2 && re.ErrorCode != "" {
 			// An error in a 200 answer (RFC 6749 allows it; Strava does not do it).
 			e.Message = truncate(re.ErrorCode+" "+re.ErrorDescription, maxErrorMessage)
 			_ = scrub(e, secrets...)

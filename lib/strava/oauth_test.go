@@ -92,6 +92,24 @@ func TestExchangeCodeLargeAthleteID(t *testing.T) {
 	}
 }
 
+func TestExchangeCodeAnswerWithoutAthleteID(t *testing.T) {
+	for _, athlete := range []string{`{"username":"marianne_t"}`, `{"id":0}`, `{"id":-1}`, `"marianne_t"`} {
+		t.Run(athlete, func(t *testing.T) {
+			c, mux := setup(t)
+			mux.HandleFunc("/oauth/token", func(w http.ResponseWriter, r *http.Request) {
+				answer(w, http.StatusOK, `{"token_type":"Bearer","expires_at":1568775134,"refresh_token":"r","access_token":"a","athlete":`+athlete+`}`)
+			})
+			tok, err := c.ExchangeCode(context.Background(), "code")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.Athlete != nil || tok.AccessToken != "a" {
+				t.Errorf("token = %v, want its access token and no athlete", tok)
+			}
+		})
+	}
+}
+
 func TestExchangeCodeRefused(t *testing.T) {
 	c, mux := setup(t)
 	mux.HandleFunc("/oauth/token", func(w http.ResponseWriter, r *http.Request) {
@@ -205,6 +223,25 @@ func TestRefreshTokenRefused(t *testing.T) {
 			}
 			testNoSecrets(t, err)
 		})
+	}
+}
+
+// RFC 6749 lets a token endpoint answer an error with 200; Strava does not,
+// but a stand-in or a proxy might.
+func TestRefreshTokenErrorInA200Answer(t *testing.T) {
+	c, mux := setup(t)
+	mux.HandleFunc("/oauth/token", func(w http.ResponseWriter, r *http.Request) {
+		answer(w, http.StatusOK, `{"error":"invalid_grant","error_description":"refresh token `+testRefreshToken+` was revoked"}`)
+	})
+	tok, err := c.RefreshToken(context.Background(), testRefreshToken)
+	if tok != nil {
+		t.Errorf("token = %v, want nil", tok)
+	}
+	if got, want := errString(err), "strava: 200 invalid_grant refresh token [REDACTED] was revoked"; got != want {
+		t.Errorf("err = %q, want %q", got, want)
+	}
+	if IsTransient(err) {
+		t.Errorf("err = %v, want it not transient", err)
 	}
 }
 
