@@ -20,7 +20,7 @@ func athleteAddCommand() command {
 	return command{
 		path:    "athlete add",
 		summary: "validate a refresh token with Strava, learn whose it is, and store the athlete's tokens",
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
+		flags: func(fs *flag.FlagSet) action {
 			refreshToken := fs.String("refresh-token", "", "the athlete's OAuth refresh `token` (required)")
 			scope := fs.String("scope", "", "the scope the token was granted, if known (e.g. read,activity:read_all)")
 			return func(ctx context.Context, e env, args []string) error {
@@ -59,7 +59,7 @@ func athleteListCommand() command {
 	return command{
 		path:    "athlete list",
 		summary: "list the connected athletes (never their tokens)",
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
+		flags: func(fs *flag.FlagSet) action {
 			asJSON := fs.Bool("json", false, "print one JSON object per line")
 			return func(ctx context.Context, e env, args []string) error {
 				return withApp(ctx, e, func(a *app.App) error {
@@ -118,24 +118,22 @@ func athleteRemoveCommand() command {
 		path:    "athlete remove",
 		args:    "ID",
 		summary: "forget an athlete: their tokens and every activity kept for them",
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
-			return func(ctx context.Context, e env, args []string) error {
-				id, err := oneID(args, "athlete ID")
+		run: func(ctx context.Context, e env, args []string) error {
+			id, err := oneID(args, "athlete ID")
+			if err != nil {
+				return err
+			}
+			return withApp(ctx, e, func(a *app.App) error {
+				if _, err := a.Store.Athlete(ctx, id); errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("athlete %d is not connected", id)
+				}
+				n, err := a.RemoveAthlete(ctx, id)
 				if err != nil {
 					return err
 				}
-				return withApp(ctx, e, func(a *app.App) error {
-					if _, err := a.Store.Athlete(ctx, id); errors.Is(err, store.ErrNotFound) {
-						return fmt.Errorf("athlete %d is not connected", id)
-					}
-					n, err := a.RemoveAthlete(ctx, id)
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(e.stdout, "removed athlete %d and %d kept activities\n", id, n)
-					return nil
-				})
-			}
+				fmt.Fprintf(e.stdout, "removed athlete %d and %d kept activities\n", id, n)
+				return nil
+			})
 		},
 	}
 }
@@ -144,7 +142,7 @@ func activitiesListCommand() command {
 	return command{
 		path:    "activities list",
 		summary: "the activities kept for an athlete, newest first",
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
+		flags: func(fs *flag.FlagSet) action {
 			athleteID := fs.Int64("athlete", 0, "athlete `ID` (required)")
 			limit := fs.Int("limit", 0, "at most `N` activities (0: all)")
 			asJSON := fs.Bool("json", false, "print one JSON object per line")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"runtime"
@@ -125,11 +124,9 @@ func versionCommand() command {
 	return command{
 		path:    "version",
 		summary: "the module version and VCS revision this binary was built from",
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
-			return func(ctx context.Context, e env, args []string) error {
-				fmt.Fprintln(e.stdout, versionLine(debug.ReadBuildInfo()))
-				return nil
-			}
+		run: func(ctx context.Context, e env, args []string) error {
+			fmt.Fprintln(e.stdout, versionLine(debug.ReadBuildInfo()))
+			return nil
 		},
 	}
 }

@@ -66,8 +66,13 @@ type command struct {
 	args    string // usage after the flags, e.g. "ID"; "": the command takes no positional arguments
 	summary string
 	details func(io.Writer) // more for -h, after the summary
-	flags   func(fs *flag.FlagSet) func(ctx context.Context, e env, args []string) error
+	// flags defines the command's flags on fs and returns the action that
+	// reads them; run is the action of a command without flags.
+	flags func(fs *flag.FlagSet) action
+	run   action
 }
+
+type action = func(ctx context.Context, e env, args []string) error
 
 func commands() []command {
 	cmds := []command{
@@ -114,7 +119,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fs := flag.NewFlagSet("stravahook "+found.path, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	action := found.flags(fs)
+	action := found.run
+	if found.flags != nil {
+		action = found.flags(fs)
+	}
 	positional, err := parseInterspersed(fs, args[words:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -25,11 +25,9 @@ func notifySecretCommand() command {
 	return command{
 		path:    "notify secret",
 		summary: "print a fresh Standard Webhooks secret for NOTIFY_SECRET",
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
-			return func(ctx context.Context, e env, args []string) error {
-				fmt.Fprintln(e.stdout, notify.NewSecret())
-				return nil
-			}
+		run: func(ctx context.Context, e env, args []string) error {
+			fmt.Fprintln(e.stdout, notify.NewSecret())
+			return nil
 		},
 	}
 }
@@ -58,39 +56,37 @@ func notifyTestCommand() command {
 	return command{
 		path:    "notify test",
 		summary: "send a signed ping to every NOTIFY_URL endpoint and print each answer",
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
-			return func(ctx context.Context, e env, args []string) error {
-				n, err := notifierFromEnv(e)
-				if err != nil {
-					return err
-				}
-				results, err := n.Ping(ctx)
-				if err != nil {
-					return err
-				}
-				failed := 0
-				for _, r := range results {
-					switch {
-					case r.Err != nil:
-						failed++
-						fmt.Fprintf(e.stdout, "%s: %v (webhook-id %s)\n", r.Endpoint, r.Err, r.ID)
-					default:
-						if r.Status < 200 || r.Status > 299 {
-							failed++
-						}
-						answer := oneLine(r.Answer)
-						fmt.Fprintf(e.stdout, "%s: %d %s (webhook-id %s)", r.Endpoint, r.Status, http.StatusText(r.Status), r.ID)
-						if answer != "" {
-							fmt.Fprintf(e.stdout, ": %s", answer)
-						}
-						fmt.Fprintln(e.stdout)
-					}
-				}
-				if failed > 0 {
-					return fmt.Errorf("%d of %d endpoints did not answer 2xx", failed, len(results))
-				}
-				return nil
+		run: func(ctx context.Context, e env, args []string) error {
+			n, err := notifierFromEnv(e)
+			if err != nil {
+				return err
 			}
+			results, err := n.Ping(ctx)
+			if err != nil {
+				return err
+			}
+			failed := 0
+			for _, r := range results {
+				switch {
+				case r.Err != nil:
+					failed++
+					fmt.Fprintf(e.stdout, "%s: %v (webhook-id %s)\n", r.Endpoint, r.Err, r.ID)
+				default:
+					if r.Status < 200 || r.Status > 299 {
+						failed++
+					}
+					answer := oneLine(r.Answer)
+					fmt.Fprintf(e.stdout, "%s: %d %s (webhook-id %s)", r.Endpoint, r.Status, http.StatusText(r.Status), r.ID)
+					if answer != "" {
+						fmt.Fprintf(e.stdout, ": %s", answer)
+					}
+					fmt.Fprintln(e.stdout)
+				}
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d of %d endpoints did not answer 2xx", failed, len(results))
+			}
+			return nil
 		},
 	}
 }
@@ -99,20 +95,18 @@ func notifyRedriveCommand() command {
 	return command{
 		path:    "notify redrive",
 		summary: "move dead notifications back to pending (and start endpoints stopped by 410 Gone again)",
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
-			return func(ctx context.Context, e env, args []string) error {
-				return withApp(ctx, e, func(a *app.App) error {
-					if !a.Notifier.Enabled() {
-						return errors.New("NOTIFY_URL is not set: no endpoint to redrive notifications for")
-					}
-					n, err := a.Notifier.Redrive(ctx)
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(e.stdout, "moved %d dead notifications back to pending; the next drain delivers them\n", n)
-					return nil
-				})
-			}
+		run: func(ctx context.Context, e env, args []string) error {
+			return withApp(ctx, e, func(a *app.App) error {
+				if !a.Notifier.Enabled() {
+					return errors.New("NOTIFY_URL is not set: no endpoint to redrive notifications for")
+				}
+				n, err := a.Notifier.Redrive(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "moved %d dead notifications back to pending; the next drain delivers them\n", n)
+				return nil
+			})
 		},
 	}
 }
@@ -121,7 +115,7 @@ func notifyStatusCommand() command {
 	return command{
 		path:    "notify status",
 		summary: "count pending, retrying and dead notifications per endpoint",
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
+		flags: func(fs *flag.FlagSet) action {
 			asJSON := fs.Bool("json", false, "print one JSON object")
 			return func(ctx context.Context, e env, args []string) error {
 				return withApp(ctx, e, func(a *app.App) error {
@@ -168,7 +162,7 @@ func listenCommand() command {
 	return command{
 		path:    "listen",
 		summary: "a local notification receiver: verifies each signature with NOTIFY_SECRET (401 when bad or stale), prints one line each",
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
+		flags: func(fs *flag.FlagSet) action {
 			addr := fs.String("addr", "127.0.0.1:3100", "`host:port` to listen on")
 			return func(ctx context.Context, e env, args []string) error {
 				cfg, err := app.LoadConfig(e.getenv)

@@ -14,7 +14,7 @@ func processCommand() command {
 	return command{
 		path:    "process",
 		summary: "one drain of the queue, the same code as /api/process_events; prints its JSON summary",
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
+		flags: func(fs *flag.FlagSet) action {
 			budget := fs.Duration("budget", processor.DefaultBudget, "how long the drain may claim and start work")
 			return func(ctx context.Context, e env, args []string) error {
 				if *budget <= 0 {

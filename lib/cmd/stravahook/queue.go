@@ -16,7 +16,7 @@ func queueStatusCommand() command {
 	return command{
 		path:    "queue status",
 		summary: "count ready, delayed (leased or waiting to retry), held (athlete must reconnect) and dead events",
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
+		flags: func(fs *flag.FlagSet) action {
 			asJSON := fs.Bool("json", false, "print one JSON object")
 			return func(ctx context.Context, e env, args []string) error {
 				return withApp(ctx, e, func(a *app.App) error {
@@ -84,29 +84,27 @@ func queueRedriveCommand() command {
 	return command{
 		path:    "queue redrive",
 		summary: "move every dead event back to ready",
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
-			return func(ctx context.Context, e env, args []string) error {
-				return withApp(ctx, e, func(a *app.App) error {
-					before, err := a.Queue.Stats(ctx)
+		run: func(ctx context.Context, e env, args []string) error {
+			return withApp(ctx, e, func(a *app.App) error {
+				before, err := a.Queue.Stats(ctx)
+				if err != nil {
+					return err
+				}
+				stop := startProgress(e, func() string {
+					now, err := a.Queue.Stats(ctx)
 					if err != nil {
-						return err
+						return "redriving…"
 					}
-					stop := startProgress(e, func() string {
-						now, err := a.Queue.Stats(ctx)
-						if err != nil {
-							return "redriving…"
-						}
-						return fmt.Sprintf("redriving… %d of %d dead events moved", before.Dead-now.Dead, before.Dead)
-					})
-					n, err := a.Queue.Redrive(ctx)
-					stop()
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(e.stdout, "moved %d dead events back to ready\n", n)
-					return nil
+					return fmt.Sprintf("redriving… %d of %d dead events moved", before.Dead-now.Dead, before.Dead)
 				})
-			}
+				n, err := a.Queue.Redrive(ctx)
+				stop()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "moved %d dead events back to ready\n", n)
+				return nil
+			})
 		},
 	}
 }

@@ -28,7 +28,7 @@ func serveCommand() command {
 			app.WriteRouteList(w)
 			fmt.Fprintln(w, "\nflags:")
 		},
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
+		flags: func(fs *flag.FlagSet) action {
 			addr := fs.String("addr", "127.0.0.1:3000", "`host:port` to listen on")
 			redisAddr := fs.String("redis-addr", "127.0.0.1:0", "`host:port` for the embedded Redis (when no REDIS_URL)")
 			sandbox := fs.Bool("sandbox", false, "also run a Strava double in process, with a sample athlete connected and the subscription created (see stravahook trigger -h)")

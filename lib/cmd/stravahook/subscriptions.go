@@ -30,7 +30,7 @@ func subscriptionCreateCommand() command {
 	return command{
 		path:    "subscription create",
 		summary: "subscribe this application to Strava's webhook events (Strava calls the callback's GET to verify it)",
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
+		flags: func(fs *flag.FlagSet) action {
 			callback := fs.String("callback-url", "", "the deployment's `URL` of /api/activity_update (required), e.g. https://your-app.vercel.app/api/activity_update")
 			return func(ctx context.Context, e env, args []string) error {
 				u, err := url.Parse(*callback)
@@ -91,26 +91,24 @@ func subscriptionViewCommand() command {
 	return command{
 		path:    "subscription view",
 		summary: "show this application's subscription, as Strava has it",
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
-			return func(ctx context.Context, e env, args []string) error {
-				return withApp(ctx, e, func(a *app.App) error {
-					if err := a.Config().NeedStravaApp(); err != nil {
-						return err
-					}
-					subs, err := a.Strava.ListSubscriptions(ctx)
-					if err != nil {
-						return fmt.Errorf("list subscriptions: %w", err)
-					}
-					if len(subs) == 0 {
-						fmt.Fprintln(e.stdout, "no subscription: create one with `stravahook subscription create -callback-url URL`")
-						return nil
-					}
-					for _, s := range subs {
-						fmt.Fprintf(e.stdout, "subscription %d\n  callback: %s\n  created:  %s\n", s.ID, maskCallback(s.CallbackURL), s.CreatedAt.UTC().Format(time.RFC3339))
-					}
+		run: func(ctx context.Context, e env, args []string) error {
+			return withApp(ctx, e, func(a *app.App) error {
+				if err := a.Config().NeedStravaApp(); err != nil {
+					return err
+				}
+				subs, err := a.Strava.ListSubscriptions(ctx)
+				if err != nil {
+					return fmt.Errorf("list subscriptions: %w", err)
+				}
+				if len(subs) == 0 {
+					fmt.Fprintln(e.stdout, "no subscription: create one with `stravahook subscription create -callback-url URL`")
 					return nil
-				})
-			}
+				}
+				for _, s := range subs {
+					fmt.Fprintf(e.stdout, "subscription %d\n  callback: %s\n  created:  %s\n", s.ID, maskCallback(s.CallbackURL), s.CreatedAt.UTC().Format(time.RFC3339))
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -119,7 +117,7 @@ func subscriptionDeleteCommand() command {
 	return command{
 		path:    "subscription delete",
 		summary: "delete the subscription (-id, else the one that exists)",
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
+		flags: func(fs *flag.FlagSet) action {
 			id := fs.Int64("id", 0, "subscription `ID` (default: the one Strava lists)")
 			return func(ctx context.Context, e env, args []string) error {
 				if *id < 0 {

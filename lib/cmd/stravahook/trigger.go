@@ -26,7 +26,7 @@ func triggerCommand() command {
 		path:    "trigger",
 		args:    "EVENT",
 		summary: "send a Strava-shaped event (create, update, delete, deauthorize): through serve -sandbox's Strava, else to the callback",
-		flags: func(fs *flag.FlagSet) func(context.Context, env, []string) error {
+		flags: func(fs *flag.FlagSet) action {
 			athleteID := fs.Int64("athlete", 0, "the athlete `ID` (default: the sandbox's connected athlete, else 134815)")
 			activityID := fs.Int64("activity", 0, "the activity `ID` (default: a new one for create, the newest for update and delete)")
 			callback := fs.String("url", defaultCallbackURL, "the callback `URL` (serve's or a deployment's /api/activity_update)")
