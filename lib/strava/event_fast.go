@@ -1,6 +1,9 @@
 package strava
 
-import "math"
+import (
+	"bytes"
+	"math"
+)
 
 // decodeEventFast decodes the event shapes Strava actually sends without
 // reflection: it runs once per webhook POST. ok=false means "not sure", not
@@ -257,7 +260,7 @@ func (p *fastScanner) updates() (map[string]string, bool) {
 // literal reads lit; what follows (as in "truex") is the caller's structural
 // check's to reject.
 func (p *fastScanner) literal(lit string) bool {
-	if len(p.b)-p.pos < len(lit) || string(p.b[p.pos:p.pos+len(lit)]) != lit {
+	if !bytes.HasPrefix(p.b[p.pos:], []byte(lit)) {
 		return false
 	}
 	p.pos += len(lit)

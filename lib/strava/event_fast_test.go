@@ -157,6 +157,9 @@ func fastDeclined() map[string]string {
 		"unterminated update text":  sub(`"updates":{}`, `"updates":{"a":"b`),
 		"cut after a colon":         `{"object_id":`,
 		"cut after a colon, spaced": `{"subscription_id": `,
+		"cut in a number":           `{"object_id":12`,
+		"cut in a boolean":          `{"updates":{"private":tru`,
+		"boolean at the end":        `{"updates":{"private":true`,
 	}
 }
 
