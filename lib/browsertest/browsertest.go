@@ -540,25 +540,15 @@ func (c *conn) readFrame() (fin bool, opcode byte, payload []byte, err error) {
 		}
 		n = binary.BigEndian.Uint64(ext[:])
 	}
-	var mask []byte
-	if h[1]&0x80 != 0 {
-		mask = make([]byte, 4)
-		if _, err = io.ReadFull(c.br, mask); err != nil {
-			return
-		}
-	}
-	if n > 256<<20 {
+	switch {
+	case h[1]&0x80 != 0:
+		err = errors.New("masked frame: a server must not mask (RFC 6455 5.1)")
+		return
+	case n > 256<<20:
 		err = fmt.Errorf("frame of %d bytes", n)
 		return
 	}
 	payload = make([]byte, n)
-	if _, err = io.ReadFull(c.br, payload); err != nil {
-		return
-	}
-	if mask != nil {
-		for i := range payload {
-			payload[i] ^= mask[i%4]
-		}
-	}
+	_, err = io.ReadFull(c.br, payload)
 	return
 }

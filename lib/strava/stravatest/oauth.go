@@ -108,7 +108,7 @@ func (s *Server) redirectApproved(w http.ResponseWriter, r *http.Request, q auth
 	_, known := s.athletes[athleteID]
 	code := randomToken()
 	if known {
-		s.codes[code] = grant{athlete: athleteID, scope: q.Scope, expiresAt: s.now().Add(CodeLifetime), redirect: q.RedirectURI}
+		s.codes[code] = grant{athlete: athleteID, scope: q.Scope, expiresAt: s.now().Add(CodeLifetime)}
 	}
 	s.mu.Unlock()
 	if !known {

@@ -121,7 +121,6 @@ type grant struct {
 	athlete   int64
 	scope     string
 	expiresAt time.Time
-	redirect  string // codes only
 }
 
 type failure struct {
