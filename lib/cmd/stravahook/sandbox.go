@@ -56,15 +56,6 @@ func startSandbox(cfg *app.Config) *sandbox {
 
 func (sb *sandbox) Close() { sb.strava.Close() }
 
-// handler serves the double's control routes under sandboxPath and the
-// app's routes everywhere else.
-func (sb *sandbox) handler(routes http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle(sandboxPath, sb.strava.Handler())
-	mux.Handle("/", routes)
-	return mux
-}
-
 // setUp does what a new user does with real Strava, through the same
 // routes: subscribe the callback (the double validates it with its GET)
 // and connect the athlete through the OAuth pages.

@@ -105,12 +105,16 @@ func serve(ctx context.Context, e env, opts serveOptions) error {
 	// whatever PUBLIC_URL says (it may be a tunnel for Strava's calls).
 	a := app.New(cfg, client, logger, app.WithPromptDrainBase("http://"+loopback(tcpLn.Addr().(*net.TCPAddr))))
 
-	handler := withStaticSite(a.Routes(), site)
+	// /api/… are the routes and everything else the static pages, as on
+	// Vercel; the sandbox's control routes beside them.
+	mux := http.NewServeMux()
+	mux.Handle("/api/", a.Routes())
+	mux.Handle("/", site)
 	if sb != nil {
-		handler = sb.handler(handler)
+		mux.Handle(sandboxPath, sb.strava.Handler())
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -164,15 +168,6 @@ func staticSite(e env, dir string) (http.Handler, error) {
 		dir = found
 	}
 	return staticsite.Handler(dir)
-}
-
-// withStaticSite sends /api/… to the routes and everything else to the
-// static pages, as Vercel does.
-func withStaticSite(routes, site http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/api/", routes)
-	mux.Handle("/", site)
-	return mux
 }
 
 // loopback is how this machine reaches a listener on addr: a wildcard

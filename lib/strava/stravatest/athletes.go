@@ -66,7 +66,7 @@ func (s *Server) issueLocked(athleteID int64, scope string) strava.Token {
 
 // Revoke ends athleteID's grant as if they removed the application in
 // their Strava settings: every token stops working (API calls answer 401,
-// refreshes 400). It sends no event: Deauthorize does both.
+// refreshes 400). It sends no event; Trigger's TriggerDeauthorize does both.
 func (s *Server) Revoke(athleteID int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

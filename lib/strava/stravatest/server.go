@@ -15,8 +15,8 @@
 // Knobs add latency, fail calls with any status (5xx, 429, 401), set the
 // rate limits and their usage (every /api/v3 answer carries Strava's
 // X-RateLimit-* and X-ReadRateLimit-* headers, and a call over a limit gets
-// 429), and counters say how often each route was called. Revoke and
-// Deauthorize end an athlete's grant.
+// 429), and counters say how often each route was called. Revoke ends an
+// athlete's grant.
 //
 // A few routes under /_sandbox/ (not Strava's) let another process drive
 // the double: see Handler.
