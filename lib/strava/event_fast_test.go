@@ -133,6 +133,7 @@ func fastDeclined() map[string]string {
 		"escaped slash":             sub(`"updates":{}`, `"updates":{"title":"a\/b"}`),
 		"non-ASCII value":           sub(`"updates":{}`, `"updates":{"title":"Café"}`),
 		"invalid UTF-8":             sub(`"updates":{}`, "\"updates\":{\"title\":\"\xff\"}"),
+		"lone continuation byte":    sub(`"updates":{}`, "\"updates\":{\"title\":\"\x80\"}"),
 		"control byte":              sub(`"updates":{}`, "\"updates\":{\"title\":\"a\tb\"}"),
 		"other case key":            sub(`"object_type"`, `"Object_Type"`),
 		"unknown key":               sub(`"updates":{}`, `"updates":{},"extra":1`),

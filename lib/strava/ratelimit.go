@@ -47,10 +47,10 @@ func parsePair(v string) (fifteen, daily int) {
 
 func nonNegative(s string) int {
 	n, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil || n < 0 {
+	if err != nil {
 		return 0
 	}
-	return n
+	return max(n, 0)
 }
 
 // Known reports whether Strava sent any rate-limit header. Strava's limits
