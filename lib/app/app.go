@@ -153,7 +153,7 @@ func (a *App) ConnectPages() *connect.Pages {
 		StateSecret: connect.DeriveStateSecret(a.cfg.ClientSecret),
 		ClientIDSet: a.cfg.ClientID != "",
 		SpendState:  a.Store.SpendState,
-	}, a.Strava, athleteSaver{a}, a.logger)
+	}, a.Strava, a, a.logger)
 }
 
 // subscriptionCache answers "which subscription is ours" for every POST

@@ -40,10 +40,3 @@ func (a *App) RemoveAthlete(ctx context.Context, id int64) (activitiesRemoved in
 	}
 	return n, nil
 }
-
-// athleteSaver is the App as the connect pages' connect.AthleteSaver.
-type athleteSaver struct{ a *App }
-
-func (s athleteSaver) SaveAthlete(ctx context.Context, athlete store.Athlete) error {
-	return s.a.SaveAthlete(ctx, athlete)
-}
