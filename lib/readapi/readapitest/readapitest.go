@@ -33,7 +33,7 @@ func Activities(n, points int, athleteID int64, newest time.Time, seed uint64) [
 	acts := make([]strava.DetailedActivity, n)
 	for i := range acts {
 		s := sports[i%len(sports)]
-		track, metres := Track(rng, 37.87+rng.Float64()*0.1-0.05, -122.27+rng.Float64()*0.1-0.05, points)
+		track, metres := randomWalk(rng, 37.87+rng.Float64()*0.1-0.05, -122.27+rng.Float64()*0.1-0.05, points)
 		moving := int(metres / 3)
 		acts[i] = strava.DetailedActivity{
 			ID:                 int64(10_000_000_000 + seed*100_000 + uint64(i)),
@@ -52,9 +52,10 @@ func Activities(n, points int, athleteID int64, newest time.Time, seed uint64) [
 	return acts
 }
 
-// Track is a random walk of points points from (lat, lng), encoded as a
-// summary polyline, and its length in metres.
-func Track(rng *rand.Rand, lat, lng float64, points int) (string, float64) {
+// randomWalk is a track of points points from (lat, lng), each step a
+// random turn from the last, encoded as a summary polyline, and its length
+// in metres.
+func randomWalk(rng *rand.Rand, lat, lng float64, points int) (string, float64) {
 	coords := make([][]float64, points)
 	heading, metres := rng.Float64()*2*math.Pi, 0.0
 	for i := range coords {
