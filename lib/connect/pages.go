@@ -177,10 +177,8 @@ func (p *Pages) callback(w http.ResponseWriter, r *http.Request) result {
 		}
 		return result{
 			status: http.StatusForbidden, outcome: stateOutcome(err), err: err,
-			page: page{Title: "Not connected", Paragraphs: []string{
-				"This authorization was not started in this browser, or it took longer than " +
-					strconv.Itoa(int(StateTTL.Minutes())) + " minutes, so stravahook did not use it. Nothing was stored.",
-			}, Retry: "Start again at /api/connect"},
+			page: notConnected("This authorization was not started in this browser, or it took longer than " +
+				strconv.Itoa(int(StateTTL.Minutes())) + " minutes, so stravahook did not use it. Nothing was stored."),
 		}
 	}
 	clearStateCookie(w, o.secure)
@@ -213,10 +211,8 @@ func (p *Pages) callback(w http.ResponseWriter, r *http.Request) result {
 	if tok == nil || tok.Athlete == nil || tok.Athlete.ID <= 0 || tok.RefreshToken == "" {
 		return result{
 			status: http.StatusBadGateway, outcome: "bad_token_answer", attrs: []slog.Attr{scopeAttr},
-			err: errors.New("strava's token answer lacks the athlete or the refresh token"),
-			page: page{Title: "Not connected", Paragraphs: []string{
-				"Strava's answer did not say which athlete authorized stravahook, so nothing was stored.",
-			}, Retry: "Start again at /api/connect"},
+			err:  errors.New("strava's token answer lacks the athlete or the refresh token"),
+			page: notConnected("Strava's answer did not say which athlete authorized stravahook, so nothing was stored."),
 		}
 	}
 
@@ -236,9 +232,7 @@ func (p *Pages) callback(w http.ResponseWriter, r *http.Request) result {
 		return result{
 			status: http.StatusServiceUnavailable, outcome: "save_failed", athleteID: athlete.ID,
 			attrs: []slog.Attr{scopeAttr}, err: err,
-			page: page{Title: "Not connected", Paragraphs: []string{
-				"Strava authorized stravahook for " + athlete.Name + ", but storing the authorization failed. Please try again in a moment.",
-			}, Retry: "Start again at /api/connect"},
+			page: notConnected("Strava authorized stravahook for " + athlete.Name + ", but storing the authorization failed. Please try again in a moment."),
 		}
 	}
 	return result{
@@ -266,16 +260,12 @@ func (p *Pages) spendState(ctx context.Context, state string) (result, bool) {
 	case err != nil:
 		return result{
 			status: http.StatusServiceUnavailable, outcome: "state_not_recorded", err: err,
-			page: page{Title: "Not connected", Paragraphs: []string{
-				"Something went wrong on our side, so nothing was stored. Please try again in a moment.",
-			}, Retry: "Start again at /api/connect"},
+			page: notConnected("Something went wrong on our side, so nothing was stored. Please try again in a moment."),
 		}, true
 	case !first:
 		return result{
 			status: http.StatusForbidden, outcome: "state_replayed", err: errStateReplayed,
-			page: page{Title: "Not connected", Paragraphs: []string{
-				"This authorization was already used once, so stravahook did not use it again. Nothing was stored.",
-			}, Retry: "Start again at /api/connect"},
+			page: notConnected("This authorization was already used once, so stravahook did not use it again. Nothing was stored."),
 		}, true
 	}
 	return result{}, false
@@ -287,21 +277,15 @@ func exchangeFailure(err error, scopeAttr slog.Attr) result {
 	switch {
 	case errors.As(err, &se) && se.StatusCode == http.StatusTooManyRequests:
 		res.status, res.outcome = http.StatusServiceUnavailable, "rate_limited"
-		res.page = page{Title: "Not connected", Paragraphs: []string{
-			"Strava is limiting how often stravahook may call it right now. Please start again in a few minutes.",
-		}, Retry: "Start again at /api/connect"}
+		res.page = notConnected("Strava is limiting how often stravahook may call it right now. Please start again in a few minutes.")
 	case errors.As(err, &se) && se.StatusCode >= 400 && se.StatusCode <= 499:
 		// Codes are single-use and short-lived: a reload of this page, or a
 		// slow one, lands here.
 		res.status, res.outcome = http.StatusBadRequest, "code_refused"
-		res.page = page{Title: "Not connected", Paragraphs: []string{
-			"Strava refused the authorization code (it may have been used already, or expired), so nothing was stored.",
-		}, Retry: "Start again at /api/connect"}
+		res.page = notConnected("Strava refused the authorization code (it may have been used already, or expired), so nothing was stored.")
 	default:
 		res.status, res.outcome = http.StatusBadGateway, "exchange_failed"
-		res.page = page{Title: "Not connected", Paragraphs: []string{
-			"stravahook could not reach Strava to complete the authorization, so nothing was stored. Please try again.",
-		}, Retry: "Start again at /api/connect"}
+		res.page = notConnected("stravahook could not reach Strava to complete the authorization, so nothing was stored. Please try again.")
 	}
 	return res
 }
@@ -354,6 +338,12 @@ type page struct {
 	Title      string
 	Paragraphs []string
 	Retry      string
+}
+
+// notConnected is the page of a connection that failed, with a link to
+// start again.
+func notConnected(text string) page {
+	return page{Title: "Not connected", Paragraphs: []string{text}, Retry: "Start again at /api/connect"}
 }
 
 // pageTemplate escapes everything it is given (html/template): athlete
