@@ -109,8 +109,8 @@ func New(cfg Config, redis rueidis.Client, logger *slog.Logger, opts ...Option) 
 	return a
 }
 
-// withTrigger gives the App a prompt-drain trigger built before it (see
-// Instance.Prepare, which preconnects it).
+// withTrigger gives the App a prompt-drain trigger built before it (the
+// Vercel instance's, which preconnects it as an event arrives).
 func withTrigger(t *promptdrain.Trigger) Option {
 	return func(o *options) { o.trigger = t }
 }
@@ -180,42 +180,66 @@ func (c *subscriptionCache) Get(ctx context.Context) (int64, error) {
 	if c.fixed != 0 {
 		return c.fixed, nil
 	}
-	c.mu.Lock()
-	if time.Now().Before(c.expires) {
-		v, err := c.value, c.err
-		c.mu.Unlock()
-		return v, err
-	}
-	loading := c.loading
-	if loading == nil {
-		loading = make(chan struct{})
-		c.loading = loading
-		go c.refresh(context.WithoutCancel(ctx), loading)
-	}
-	c.mu.Unlock()
-	select {
-	case <-loading:
+	for retried := false; ; retried = true {
 		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.value, c.err
-	case <-ctx.Done():
-		return 0, fmt.Errorf("read the remembered subscription id: %w", context.Cause(ctx))
+		if time.Now().Before(c.expires) {
+			v, err := c.value, c.err
+			c.mu.Unlock()
+			return v, err
+		}
+		loading := c.loading
+		if loading == nil {
+			loading = make(chan struct{})
+			c.loading = loading
+			go c.refresh(context.WithoutCancel(ctx), loading, true)
+		}
+		c.mu.Unlock()
+		select {
+		case <-loading:
+			c.mu.Lock()
+			v, err, remembered := c.value, c.err, time.Now().Before(c.expires)
+			c.mu.Unlock()
+			// A prefetch's failure is not remembered: read again, once.
+			if err == nil || remembered || retried {
+				return v, err
+			}
+		case <-ctx.Done():
+			return 0, fmt.Errorf("read the remembered subscription id: %w", context.Cause(ctx))
+		}
+	}
+}
+
+// prefetch reads the id ahead of the first event without waiting for it;
+// an event that arrives meanwhile waits for this read. Its failure is not
+// remembered (it may come from a freeze of the instance, not from Redis).
+func (c *subscriptionCache) prefetch() {
+	if c.fixed != 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.loading == nil && c.expires.IsZero() {
+		c.loading = make(chan struct{})
+		go c.refresh(context.Background(), c.loading, false)
 	}
 }
 
 // refresh reads the id, bounded by the intake's budget, in a goroutine of
 // its own: the caller that started it may stop waiting before it ends.
-func (c *subscriptionCache) refresh(ctx context.Context, done chan struct{}) {
+func (c *subscriptionCache) refresh(ctx context.Context, done chan struct{}, rememberFailure bool) {
 	ctx, cancel := context.WithTimeout(ctx, c.budget)
 	defer cancel()
 	v, err := c.load(ctx)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err != nil {
+	switch {
+	case err != nil && rememberFailure:
 		// Remember the failure briefly: with Redis gone, each POST would
 		// otherwise start a read of its own.
 		c.err, c.expires = fmt.Errorf("read the remembered subscription id: %w", err), time.Now().Add(time.Second)
-	} else {
+	case err != nil:
+		c.err = fmt.Errorf("read the remembered subscription id: %w", err)
+	default:
 		c.value, c.err, c.expires = v, nil, time.Now().Add(c.ttl)
 	}
 	c.loading = nil

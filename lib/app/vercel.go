@@ -17,7 +17,9 @@ import (
 )
 
 // Instance is what one Vercel function instance serves from: the App is
-// built on the first request and reused while the instance stays warm.
+// built once Redis is connected (as the process starts on Vercel, see
+// init; else on the first request) and reused while the instance stays
+// warm.
 // A missing or malformed setting is remembered (it cannot change without a
 // redeploy); a Redis that cannot be reached is retried on the next request.
 type Instance struct {
@@ -74,40 +76,38 @@ func (i *Instance) Prepare() {
 	i.start()
 }
 
-// preconnectTrigger lets the prompt-drain trigger open its connection
-// while an event is being enqueued (promptdrain.Trigger.Preconnect).
-func (i *Instance) preconnectTrigger() {
-	i.mu.Lock()
-	i.start()
-	trigger := i.trigger
-	i.mu.Unlock()
-	if trigger != nil {
-		trigger.Preconnect()
-	}
-}
-
 // get returns the instance's App, connecting to Redis on first use. The
 // connection attempt runs on its own; a caller waits for it only until its
 // own context ends (the intake's budget, see Serve), so that a Redis that
-// stalls while we connect costs an event POST its 503, not seconds.
+// stalls while we connect costs an event POST its 503, not seconds. A
+// caller that found an attempt already under way and saw it fail tries once
+// more with one of its own: the attempt may have begun as the process
+// started and been frozen with the instance until this request thawed it,
+// its deadlines passing meanwhile.
 func (i *Instance) get(ctx context.Context) (*App, error) {
-	i.mu.Lock()
-	done := i.start()
-	app, err := i.app, i.fatal
-	i.mu.Unlock()
-	if done == nil {
-		return app, err
-	}
-	select {
-	case <-done:
+	for retried := false; ; retried = true {
 		i.mu.Lock()
-		defer i.mu.Unlock()
-		if i.app != nil {
-			return i.app, nil
+		joined := i.connecting != nil
+		done := i.start()
+		app, err, urlVar := i.app, i.fatal, i.redisURLVar
+		i.mu.Unlock()
+		if done == nil {
+			return app, err
 		}
-		return nil, i.connectErr
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%s: not reachable yet: %w", i.redisURLVar, context.Cause(ctx))
+		select {
+		case <-done:
+			i.mu.Lock()
+			app, err = i.app, i.connectErr
+			i.mu.Unlock()
+			if app != nil {
+				return app, nil
+			}
+			if !joined || retried || ctx.Err() != nil {
+				return nil, err
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s: not reachable yet: %w", urlVar, context.Cause(ctx))
+		}
 	}
 }
 
@@ -154,10 +154,24 @@ func (i *Instance) connect(cfg Config, done chan struct{}) {
 	i.mu.Unlock()
 	if app != nil {
 		// Most cold starts are for an event, whose check needs the
-		// subscription id: read it now rather than after the event arrives.
-		// (The cache keeps an error only briefly; the event retries it.)
-		_, _ = app.subscription.Get(ctx)
+		// subscription id: read it now rather than after the event
+		// arrives. A failure is not remembered: the event reads again.
+		app.subscription.prefetch()
 	}
+}
+
+// preconnectTrigger lets the prompt-drain trigger open its connection
+// while an event is being received (promptdrain.Trigger.Preconnect); the
+// caller calls release once it has answered.
+func (i *Instance) preconnectTrigger() (release func()) {
+	i.mu.Lock()
+	i.start()
+	trigger := i.trigger
+	i.mu.Unlock()
+	if trigger == nil {
+		return func() {}
+	}
+	return trigger.Preconnect()
 }
 
 // Serve answers a request to the Vercel function whose route is pattern
@@ -169,7 +183,7 @@ func (i *Instance) Serve(w http.ResponseWriter, r *http.Request, pattern string)
 	getCtx := r.Context()
 	if pattern == intakePattern {
 		if r.Method == http.MethodPost {
-			i.preconnectTrigger()
+			defer i.preconnectTrigger()()
 		}
 		// Strava waits 2 s: a cold instance's connection gets the intake's
 		// budget, not more.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -102,4 +103,48 @@ func TestPreparedInstanceConnectsBeforeTheFirstRequest(t *testing.T) {
 	if n := p.Accepted(); n != 1 {
 		t.Fatalf("%d connections to Redis, want the one Prepare opened", n)
 	}
+}
+
+// An attempt begun as the process started may fail for having been frozen
+// with the instance (proactive initialization): the request that thawed it
+// and found it under way tries once more rather than answer 503.
+func TestRequestRetriesAConnectionAttemptItJoinedThatFailed(t *testing.T) {
+	r := rdbtest.New(t)
+	p := rdbtest.NewProxy(t, rdbtest.HostPort(t, r.URL))
+	env := map[string]string{"STRAVA_VERIFY_TOKEN": "t", "REDIS_URL": p.URL(), "STRAVAHOOK_REDIS_PREFIX": r.Prefix}
+	var logs bytes.Buffer
+	inst := app.NewInstance(func(k string) string { return env[k] }, slog.New(slog.NewJSONHandler(&logs, nil)))
+	p.Stall()
+	inst.Prepare()
+	p.WaitHeld(t) // the attempt's HELLO is on its way, unanswered
+	answered := make(chan *httptest.ResponseRecorder, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		inst.Serve(rec, httptest.NewRequest("GET", "/api/activity_update?hub.mode=subscribe&hub.verify_token=t&hub.challenge=c1", nil), "/api/activity_update")
+		answered <- rec
+	}()
+	waitForGoroutineIn(t, "app.(*Instance).get", "TestRequestRetriesAConnectionAttemptItJoinedThatFailed")
+	p.Drop() // the attempt fails; a new one may connect
+	select {
+	case rec := <-answered:
+		if rec.Code != 200 {
+			t.Fatalf("status = %d (%s), want 200 after a second attempt; logs: %s", rec.Code, rec.Body, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no answer within 20 s")
+	}
+}
+
+// waitForGoroutineIn waits until a goroutine started by test is in fn.
+func waitForGoroutineIn(t *testing.T, fn, test string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, fn) && strings.Contains(g, test) {
+				return
+			}
+		}
+	}
+	t.Fatalf("no goroutine of %s in %s within 10 s", test, fn)
 }

@@ -20,11 +20,12 @@ type deployment struct {
 	mu       sync.Mutex
 	conns    int
 	accepted chan struct{} // one value per connection
+	closed   chan struct{} // one value per connection closed
 	requests chan int      // the connection count when a request arrived
 }
 
 func newDeployment(t *testing.T) *deployment {
-	d := &deployment{accepted: make(chan struct{}, 8), requests: make(chan int, 8)}
+	d := &deployment{accepted: make(chan struct{}, 64), closed: make(chan struct{}, 64), requests: make(chan int, 8)}
 	d.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
 		n := d.conns
@@ -32,11 +33,14 @@ func newDeployment(t *testing.T) *deployment {
 		d.requests <- n
 	}))
 	d.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
+		switch s {
+		case http.StateNew:
 			d.mu.Lock()
 			d.conns++
 			d.mu.Unlock()
 			d.accepted <- struct{}{}
+		case http.StateClosed:
+			d.closed <- struct{}{}
 		}
 	}
 	d.srv.StartTLS()
@@ -61,17 +65,18 @@ func wait[T any](t *testing.T, c <-chan T, what string) T {
 	}
 }
 
-func TestPreconnectedConnectionCarriesTheFirstTrigger(t *testing.T) {
+func TestPreconnectedConnectionCarriesTheTrigger(t *testing.T) {
 	d := newDeployment(t)
 	clock := clocktest.New(time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC))
 	trig := promptdrain.NewTrigger(promptdrain.TriggerConfig{Secret: "s", BaseURL: d.srv.URL, RootCAs: d.roots(), Now: clock.Now}, nil)
-	trig.Preconnect()
+	release := trig.Preconnect()
 	wait(t, d.accepted, "preconnection")
 	trig.EventQueued(event("x"))
+	release()
 	if n := wait(t, d.requests, "prompt-drain request"); n != 1 {
-		t.Fatalf("the first trigger arrived with %d connections opened, want 1 (the preconnected one)", n)
+		t.Fatalf("the trigger arrived with %d connections opened, want 1 (the preconnected one)", n)
 	}
-	// Later triggers dial their own: no connection is kept across a freeze.
+	// The next event's trigger, with no preconnection, dials its own.
 	clock.Advance(promptdrain.Interval)
 	trig.EventQueued(event("x"))
 	if n := wait(t, d.requests, "second prompt-drain request"); n != 2 {
@@ -79,15 +84,33 @@ func TestPreconnectedConnectionCarriesTheFirstTrigger(t *testing.T) {
 	}
 }
 
-func TestStalePreconnectionIsNotUsed(t *testing.T) {
+// An event that queues nothing sends no trigger: its preconnection is
+// closed when the intake has answered, not kept for a later event (the
+// instance may be frozen meanwhile, and the other end give up on it).
+func TestUntakenPreconnectionIsClosedOnRelease(t *testing.T) {
+	d := newDeployment(t)
+	trig := promptdrain.NewTrigger(promptdrain.TriggerConfig{Secret: "s", BaseURL: d.srv.URL, RootCAs: d.roots()}, nil)
+	release := trig.Preconnect()
+	wait(t, d.accepted, "preconnection")
+	release()
+	wait(t, d.closed, "close of the untaken preconnection")
+}
+
+// A flood of POSTs that queue nothing (duplicates, forgeries) opens at
+// most one preconnection per Interval.
+func TestPreconnectionsAreAtMostOnePerInterval(t *testing.T) {
 	d := newDeployment(t)
 	clock := clocktest.New(time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC))
 	trig := promptdrain.NewTrigger(promptdrain.TriggerConfig{Secret: "s", BaseURL: d.srv.URL, RootCAs: d.roots(), Now: clock.Now}, nil)
-	trig.Preconnect()
+	trig.Preconnect()()
 	wait(t, d.accepted, "preconnection")
-	clock.Advance(time.Minute) // frozen meanwhile: the other end may have closed it
+	for range 50 {
+		trig.Preconnect()()
+	}
+	// The trigger's own dial comes after every one the flood might have
+	// started: had any been, the count would be past 2 when it arrives.
 	trig.EventQueued(event("x"))
 	if n := wait(t, d.requests, "prompt-drain request"); n != 2 {
-		t.Fatalf("the trigger arrived with %d connections opened, want 2 (a fresh one)", n)
+		t.Fatalf("the trigger arrived with %d connections opened, want 2 (the first preconnection, its own)", n)
 	}
 }

@@ -115,9 +115,10 @@ type Trigger struct {
 	noted  sync.Once
 	// devNoted logs once that the intake waits under vercel dev.
 	devNoted sync.Once
-	// early is the connection Preconnect opened, until a trigger takes it;
-	// nil when none.
-	early atomic.Pointer[earlyConn]
+	// early is the connection Preconnect opened, until a trigger takes it
+	// or its release; nil when none.
+	early     atomic.Pointer[earlyConn]
+	lastEarly atomic.Int64 // unix ns of the last preconnection
 	// dialTLS opens a TLS connection to the deployment; nil when Client
 	// was given (then Preconnect does nothing).
 	dialTLS func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -128,13 +129,21 @@ type earlyConn struct {
 	addr  string
 	ready chan struct{} // closed once dialed
 	conn  net.Conn      // nil when the dial failed
-	at    time.Time     // when the dial started
 }
 
-// earlyConnMaxAge is how old a preconnected connection may be when a
-// trigger takes it: an instance frozen for longer may hold a connection
-// the other end has closed.
-const earlyConnMaxAge = 10 * time.Second
+// close closes the connection once it is dialed, without waiting for that.
+func (e *earlyConn) close() {
+	go func() {
+		<-e.ready
+		if e.conn != nil {
+			e.conn.Close()
+		}
+	}()
+}
+
+// preconnectBudget bounds the dial of a preconnection: the event's enqueue
+// and the trigger's own SendBudget, within Strava's 2 s.
+const preconnectBudget = 2 * time.Second
 
 // NewTrigger returns the instance's Trigger.
 func NewTrigger(cfg TriggerConfig, logger *slog.Logger) *Trigger {
@@ -160,59 +169,65 @@ func NewTrigger(cfg TriggerConfig, logger *slog.Logger) *Trigger {
 }
 
 // Preconnect opens a connection to BaseURL (https) in the background, for
-// the trigger an event about to be queued may send: the intake calls it as
-// the event arrives, so that the TLS handshake with the deployment overlaps
-// the event's enqueue instead of following it. It does nothing when no
-// trigger could be sent now (off, within Interval of the last one, a
-// connection already waiting), without a configured https BaseURL, or with
-// a Client of the caller's. A connection no trigger takes is closed after
-// earlyConnMaxAge.
-func (t *Trigger) Preconnect() {
+// the trigger that the event being received may send: the intake calls it
+// as the event arrives, so that the TLS handshake with the deployment
+// overlaps the event's enqueue instead of following it. The caller calls
+// the returned release when it has answered: it closes the connection if no
+// trigger took it, so that none outlives the invocation (a frozen instance
+// would hold it while the other end gives up on it).
+//
+// It opens nothing when no trigger could be sent now (off, within Interval
+// of the last trigger), within Interval of the last preconnection (a flood
+// of POSTs that queue nothing must not become a flood of dials), without a
+// configured https BaseURL, through a proxy (the transport dials that
+// itself), or with a Client of the caller's.
+func (t *Trigger) Preconnect() (release func()) {
+	nothing := func() {}
 	u, err := url.Parse(t.cfg.BaseURL)
 	if t.cfg.Off || t.cfg.Secret == "" || t.dialTLS == nil || err != nil || u.Scheme != "https" || !t.slotFree() {
-		return
+		return nothing
 	}
-	addr := u.Host
-	if u.Port() == "" {
-		addr = net.JoinHostPort(u.Hostname(), "443")
+	if proxy, err := http.ProxyFromEnvironment(&http.Request{URL: u}); proxy != nil || err != nil {
+		return nothing
 	}
-	early := &earlyConn{addr: addr, ready: make(chan struct{}), at: t.cfg.Now()}
+	now, last := t.cfg.Now().UnixNano(), t.lastEarly.Load()
+	if last != 0 && now-last < int64(Interval) || !t.lastEarly.CompareAndSwap(last, now) {
+		return nothing
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	// The transport asks for the host in lower case.
+	early := &earlyConn{addr: net.JoinHostPort(strings.ToLower(u.Hostname()), port), ready: make(chan struct{})}
 	if !t.early.CompareAndSwap(nil, early) {
-		return
+		return nothing
 	}
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), SendBudget)
+		ctx, cancel := context.WithTimeout(context.Background(), preconnectBudget)
 		defer cancel()
-		early.conn, _ = t.dialTLS(ctx, "tcp", addr) // a failure is the trigger's to report
+		early.conn, _ = t.dialTLS(ctx, "tcp", early.addr) // a failure is the trigger's to report
 		close(early.ready)
-		time.AfterFunc(earlyConnMaxAge, func() {
-			if t.early.CompareAndSwap(early, nil) && early.conn != nil {
-				early.conn.Close()
-			}
-		})
 	}()
+	return func() {
+		if t.early.CompareAndSwap(early, nil) {
+			early.close()
+		}
+	}
 }
 
 // dialDeployment is the transport's TLS dial: the first one to Preconnect's
-// address takes that connection (waiting for it if it is still being
-// opened) unless it is too old; the others dial anew.
+// address takes that connection, waiting for it if it is still being
+// opened; the others dial anew.
 func (t *Trigger) dialDeployment(ctx context.Context, network, addr string) (net.Conn, error) {
 	if early := t.early.Load(); early != nil && early.addr == addr && t.early.CompareAndSwap(early, nil) {
 		select {
 		case <-early.ready:
-			if early.conn != nil && t.cfg.Now().Sub(early.at) < earlyConnMaxAge {
+			if early.conn != nil {
 				return early.conn, nil
 			}
-			if early.conn != nil {
-				early.conn.Close()
-			}
 		case <-ctx.Done():
-			go func() {
-				<-early.ready
-				if early.conn != nil {
-					early.conn.Close()
-				}
-			}()
+			early.close()
 			return nil, ctx.Err()
 		}
 	}

@@ -216,6 +216,19 @@ func (p *Proxy) Cut() {
 	p.conns = nil
 }
 
+// Drop closes every relayed connection, as a restarted server or a
+// forgetful NAT would, ends a stall, and goes on accepting new ones.
+func (p *Proxy) Drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stalled = false
+	p.resumed.Broadcast()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
 // Accepted is how many connections the proxy has relayed so far.
 func (p *Proxy) Accepted() int {
 	p.mu.Lock()
