@@ -744,6 +744,33 @@ func TestSpentBudgetHandsUnstartedEventsBack(t *testing.T) {
 	e.wantQueueEmpty()
 }
 
+// A drain with Config.Idle keeps watching the queue when it finds it
+// empty: an event queued while it waits is worked by the same drain, and
+// the drain ends when Idle says 0.
+func TestIdleDrainWorksEventsQueuedWhileItWaits(t *testing.T) {
+	e := newEnv(t)
+	e.connect(jane)
+	asked := 0
+	idle := func(context.Context) time.Duration {
+		asked++
+		if asked == 1 {
+			e.queueCreates(jane, 60, 1) // arrives while the drain waits
+			return time.Millisecond
+		}
+		return 0
+	}
+
+	sum := e.drain(e.processor(Config{Idle: idle}))
+
+	if sum.Claimed != 1 || sum.Kept != 1 {
+		t.Errorf("summary %+v, want the event queued while idle claimed and kept", sum)
+	}
+	if asked != 2 {
+		t.Errorf("Idle asked %d times, want 2 (the drain ends when it answers 0)", asked)
+	}
+	e.wantKeptFromStrava(60, jane)
+}
+
 func TestSummaryJSON(t *testing.T) {
 	until := time.Date(2030, 1, 7, 10, 15, 0, 0, time.UTC)
 	b, err := json.Marshal(Summary{RateLimited: true, RateLimitedUntil: &until})
