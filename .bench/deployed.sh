@@ -14,7 +14,9 @@
 # measured warm invocations per column, WARMUP_N (20), SPACED_N (10)
 # invocations 2.1 s apart of the create column that triggers a prompt
 # drain each time, SMOKE=1,
-# VERCEL_CLI_DIR (as .ci/vercel-check.sh). Writes .bench/results/deployed.md
+# FUNCTION_ENV (KEY=VALUE pairs, space-separated, added to the functions'
+# environment: FUNCTION_ENV=STRAVAHOOK_PROMPT_DRAIN=off measures the intake
+# without its prompt-drain trigger), VERCEL_CLI_DIR (as .ci/vercel-check.sh). Writes .bench/results/deployed.md
 # and the processes' logs beside it. Only 127.0.0.1 traffic, except npm
 # installing the Vercel CLI and go fetching modules when they are missing.
 set -euo pipefail
@@ -86,10 +88,12 @@ bash .ci/redis-extra.sh start "$work/redis" >/dev/null
 go build -ldflags "-s -w" -o "$work/bin/floor" ./.bench/floor
 go build -o "$work/bin/lambdarun" ./.bench/lambdarun
 
-label="commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes'), $(go version | cut -d' ' -f3), $(redis-server --version | cut -d' ' -f3 | tr -d 'v=') with TLS"
+function_env=()
+for kv in ${FUNCTION_ENV:-}; do function_env+=(-env "$kv"); done
+label="commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes'), $(go version | cut -d' ' -f3), $(redis-server --version | cut -d' ' -f3 | tr -d 'v=') with TLS${FUNCTION_ENV:+, functions with $FUNCTION_ENV}"
 "$work/bin/lambdarun" -functions "$work/repo/.vercel/output/functions" -project "$work/repo" \
   -empty-functions "$work/empty/.vercel/output/functions" -empty-project "$work/empty" \
   -redis-url "$STRAVAHOOK_TEST_REDISS_URL" -redis-ca "$STRAVAHOOK_TEST_REDIS_CA" \
   -tls-cert "$work/redis/server.crt" -tls-key "$work/redis/server.key" -spaced "$SPACED_N" \
   -floor "$work/bin/floor" -work "$work/run" -results "$res" -label "$label" \
-  -cold "$COLD_N" -warm "$WARM_N" -warmup "$WARMUP_N" ${CERT_DIR:+-cert-dir "$CERT_DIR"} | tee "$res/deployed.md"
+  -cold "$COLD_N" -warm "$WARM_N" -warmup "$WARMUP_N" ${CERT_DIR:+-cert-dir "$CERT_DIR"} "${function_env[@]}" | tee "$res/deployed.md"
