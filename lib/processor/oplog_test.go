@@ -36,10 +36,10 @@ func warnings(t *testing.T, logs *logtest.Buffer) []map[string]any {
 	return out
 }
 
-// When a drain releases the events held for an athlete who connected again
-// (the connect callback's own release was lost), the operator reads which
-// athlete and how many events, at info, and no warning.
-func TestReleasingMissedHeldEventsIsLoggedOnce(t *testing.T) {
+// heldThenReconnected is a drain that held Jane's 3 events (Strava refused
+// her refresh), and Jane connected again since (new tokens stored).
+func heldThenReconnected(t *testing.T) *env {
+	t.Helper()
 	e := newEnv(t)
 	e.save(stored(jane, "access-revoked", "refresh-revoked", e.clock.Now().Add(time.Hour)))
 	e.queueCreates(jane, 12, 3)
@@ -48,6 +48,14 @@ func TestReleasingMissedHeldEventsIsLoggedOnce(t *testing.T) {
 	}
 	access, refresh := e.strava.athlete(jane)
 	e.save(stored(jane, access, refresh, e.clock.Now().Add(time.Hour)))
+	return e
+}
+
+// When a drain releases the events held for an athlete who connected again
+// (the connect callback's own release was lost), the operator reads which
+// athlete and how many events, at info, and no warning.
+func TestReleasingMissedHeldEventsIsLoggedOnce(t *testing.T) {
+	e := heldThenReconnected(t)
 
 	p, logs := loggedProcessor(e, Config{})
 	if sum := e.drain(p); sum.Kept != 3 {
@@ -75,14 +83,7 @@ func TestReleasingMissedHeldEventsIsLoggedOnce(t *testing.T) {
 // the drain released nothing and says nothing about it: the events are the
 // callback's to report.
 func TestHeldEventsReleasedMeanwhileAreNotLoggedAsTheDrains(t *testing.T) {
-	e := newEnv(t)
-	e.save(stored(jane, "access-revoked", "refresh-revoked", e.clock.Now().Add(time.Hour)))
-	e.queueCreates(jane, 12, 3)
-	if sum := e.drain(e.processor(Config{})); sum.Held != 3 {
-		t.Fatalf("summary %+v, want Jane's 3 events held", sum)
-	}
-	access, refresh := e.strava.athlete(jane)
-	e.save(stored(jane, access, refresh, e.clock.Now().Add(time.Hour)))
+	e := heldThenReconnected(t)
 
 	// The drain reads the athlete it found a held group for: the callback
 	// releases the group just before that read.
