@@ -211,3 +211,18 @@ func TestHoldBeyondTheCapBuriesTheNewest(t *testing.T) {
 		t.Fatalf("Unhold = %d, %v; want the 3 held", n, err)
 	}
 }
+
+// A zero cap (an unset setting passed through) keeps the default: it must
+// not bury every event an athlete who must reconnect receives.
+func TestZeroHeldMaxKeepsTheDefault(t *testing.T) {
+	q, _, r := setup(t, queue.WithHeldMax(0))
+	ctx := context.Background()
+	mustEnqueue(t, q, "e0", "e1")
+	got, err := q.Claim(ctx, 10, time.Minute)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("claim: %v, %v", got, err)
+	}
+	if res, err := q.Hold(ctx, got[0].Token, "athlete:7", refusedGuard(t, r), "e0", "e1"); err != nil || res != (queue.HoldResult{Held: 2}) {
+		t.Fatalf("Hold = %+v, %v; want both held", res, err)
+	}
+}
