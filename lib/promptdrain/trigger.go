@@ -184,14 +184,13 @@ func NewTrigger(cfg TriggerConfig, logger *slog.Logger) *Trigger {
 func (t *Trigger) Preconnect() (release func()) {
 	nothing := func() {}
 	u, err := url.Parse(t.cfg.BaseURL)
-	if t.cfg.Off || t.cfg.Secret == "" || t.dialTLS == nil || err != nil || u.Scheme != "https" || !t.slotFree() {
+	if t.cfg.Off || t.cfg.Secret == "" || t.dialTLS == nil || err != nil || u.Scheme != "https" || !t.slotFree(&t.last) {
 		return nothing
 	}
 	if proxy, err := http.ProxyFromEnvironment(&http.Request{URL: u}); proxy != nil || err != nil {
 		return nothing
 	}
-	now, last := t.cfg.Now().UnixNano(), t.lastEarly.Load()
-	if last != 0 && now-last < int64(Interval) || !t.lastEarly.CompareAndSwap(last, now) {
+	if !t.takeSlot(&t.lastEarly) {
 		return nothing
 	}
 	port := u.Port()
@@ -248,7 +247,7 @@ func (t *Trigger) EventQueued(r *http.Request) {
 		})
 		return
 	}
-	if !t.claimSlot() {
+	if !t.takeSlot(&t.last) {
 		return
 	}
 	base := t.cfg.BaseURL
@@ -262,21 +261,21 @@ func (t *Trigger) EventQueued(r *http.Request) {
 	t.Send(base, UnderVercelDev(r, base))
 }
 
-// claimSlot takes this instance's trigger slot unless it was taken less
-// than Interval ago.
-func (t *Trigger) claimSlot() bool {
-	now := t.cfg.Now().UnixNano()
-	last := t.last.Load()
-	if last != 0 && now-last < int64(Interval) {
-		return false
-	}
-	return t.last.CompareAndSwap(last, now)
+// takeSlot sets slot (unix ns of its last use; 0: never) to now unless it
+// was used less than Interval ago: the per-instance bound of triggers
+// (t.last) and of preconnections (t.lastEarly).
+func (t *Trigger) takeSlot(slot *atomic.Int64) bool {
+	now, last := t.cfg.Now().UnixNano(), slot.Load()
+	return !usedWithinInterval(now, last) && slot.CompareAndSwap(last, now)
 }
 
-// slotFree says whether claimSlot would succeed now.
-func (t *Trigger) slotFree() bool {
-	last := t.last.Load()
-	return last == 0 || t.cfg.Now().UnixNano()-last >= int64(Interval)
+// slotFree says whether takeSlot(slot) would succeed now.
+func (t *Trigger) slotFree(slot *atomic.Int64) bool {
+	return !usedWithinInterval(t.cfg.Now().UnixNano(), slot.Load())
+}
+
+func usedWithinInterval(now, last int64) bool {
+	return last != 0 && now-last < int64(Interval)
 }
 
 // Send asks the deployment at base for a prompt drain: it returns once the
