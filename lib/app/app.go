@@ -232,14 +232,14 @@ func (c *subscriptionCache) refresh(ctx context.Context, done chan struct{}, rem
 	v, err := c.load(ctx)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch {
-	case err != nil && rememberFailure:
-		// Remember the failure briefly: with Redis gone, each POST would
-		// otherwise start a read of its own.
-		c.err, c.expires = fmt.Errorf("read the remembered subscription id: %w", err), time.Now().Add(time.Second)
-	case err != nil:
+	if err != nil {
 		c.err = fmt.Errorf("read the remembered subscription id: %w", err)
-	default:
+		if rememberFailure {
+			// Remember the failure briefly: with Redis gone, each POST
+			// would otherwise start a read of its own.
+			c.expires = time.Now().Add(time.Second)
+		}
+	} else {
 		c.value, c.err, c.expires = v, nil, time.Now().Add(c.ttl)
 	}
 	c.loading = nil
