@@ -3,8 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"runtime"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,7 +30,7 @@ func TestFailedPrefetchOfTheSubscriptionIDIsReadAgain(t *testing.T) {
 		}
 		got <- err
 	}()
-	waitForAWaiterOf(t, "(*subscriptionCache).Get")
+	WaitForGoroutine(t, "(*subscriptionCache).Get", "[select")
 	close(release)
 	select {
 	case err := <-got:
@@ -63,17 +61,4 @@ func TestFailedReadOfTheSubscriptionIDIsRememberedBriefly(t *testing.T) {
 	if n := reads.Load(); n != 1 {
 		t.Fatalf("%d reads for 3 events within a second, want 1", n)
 	}
-}
-
-func waitForAWaiterOf(t *testing.T, fn string) {
-	t.Helper()
-	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-			if strings.Contains(g, fn) && strings.Contains(g, "[select") {
-				return
-			}
-		}
-	}
-	t.Fatalf("nothing waits in %s after 10 s", fn)
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -123,7 +122,7 @@ func TestRequestRetriesAConnectionAttemptItJoinedThatFailed(t *testing.T) {
 		inst.Serve(rec, httptest.NewRequest("GET", "/api/activity_update?hub.mode=subscribe&hub.verify_token=t&hub.challenge=c1", nil), "/api/activity_update")
 		answered <- rec
 	}()
-	waitForGoroutineIn(t, "app.(*Instance).get", "TestRequestRetriesAConnectionAttemptItJoinedThatFailed")
+	app.WaitForGoroutine(t, "app.(*Instance).get", "TestRequestRetriesAConnectionAttemptItJoinedThatFailed")
 	p.Drop() // the attempt fails; a new one may connect
 	select {
 	case rec := <-answered:
@@ -133,18 +132,4 @@ func TestRequestRetriesAConnectionAttemptItJoinedThatFailed(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("no answer within 20 s")
 	}
-}
-
-// waitForGoroutineIn waits until a goroutine started by test is in fn.
-func waitForGoroutineIn(t *testing.T, fn, test string) {
-	t.Helper()
-	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-			if strings.Contains(g, fn) && strings.Contains(g, test) {
-				return
-			}
-		}
-	}
-	t.Fatalf("no goroutine of %s in %s within 10 s", test, fn)
 }
